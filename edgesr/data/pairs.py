@@ -1,0 +1,152 @@
+"""LR/HR pairs made the standard way, and random training patches cut from them.
+
+LR images are made once per image with MATLAB-compatible bicubic on the uint8 RGB HR (then
+rounded to uint8, as a saved LR file would be) and only then converted to the model's colour
+space. Training and evaluation share this code, so a model is trained on exactly the inputs
+it is measured on.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from edgesr.data.color import rgb_to_ycbcr
+from edgesr.data.folders import DataWarning, LoadedImage, mod_crop
+from edgesr.data.imresize import imresize
+from edgesr.errors import DataError
+
+
+@dataclass(frozen=True)
+class SRPair:
+    """One evaluation/training image: HR mod-cropped to the scale, LR by bicubic, both uint8 RGB."""
+
+    name: str
+    hr_rgb: np.ndarray
+    lr_rgb: np.ndarray
+
+
+def to_model_space(rgb: np.ndarray, color: str) -> np.ndarray:
+    """uint8 HxWx3 RGB -> float32 HxWxC in [0,1]: the Y of BT.601 studio range, or RGB."""
+    x = rgb.astype(np.float32) / 255.0
+    if color == "y":
+        y = rgb_to_ycbcr(x, y_only=True)
+        return np.asarray(y, dtype=np.float32).reshape(rgb.shape[0], rgb.shape[1], 1)
+    if color == "rgb":
+        return x
+    raise DataError(f"unknown colour convention '{color}'; use 'y' or 'rgb'.")
+
+
+def make_pairs(images: Iterable[LoadedImage], *, scale: int) -> list[SRPair]:
+    """Mod-crop each HR and make its LR with MATLAB bicubic (the published-numbers protocol)."""
+    pairs = []
+    for img in images:
+        hr = mod_crop(img.rgb, scale)
+        if hr.shape[0] < scale or hr.shape[1] < scale:
+            warnings.warn(f"{img.name}: {img.rgb.shape[1]}x{img.rgb.shape[0]} is too small for x{scale}; skipped", DataWarning, stacklevel=2)
+            continue
+        lr = imresize(hr, 1.0 / scale)
+        pairs.append(SRPair(img.name, hr, lr))
+    return pairs
+
+
+def as_loaded_images(data: Iterable[Any]) -> list[LoadedImage]:
+    """Accept LoadedImage objects or bare HxWx3 uint8 arrays (any iterable)."""
+    out = []
+    for i, item in enumerate(data):
+        if isinstance(item, LoadedImage):
+            out.append(item)
+        elif isinstance(item, np.ndarray) and item.ndim == 3 and item.shape[2] == 3 and item.dtype == np.uint8:
+            out.append(LoadedImage(name=f"image_{i:04d}", path=None, rgb=item))
+        else:
+            raise DataError(
+                f"item {i} of the dataset is {type(item).__name__}; give HxWx3 uint8 RGB arrays, "
+                "edgesr LoadedImage objects, or a folder path."
+            )
+    return out
+
+
+class PatchSampler:
+    """Random aligned LR/HR patches with the 8 flips/rotations, reproducible and resumable.
+
+    Images are drawn with probability proportional to their number of patch positions, so a
+    large photo is not under-sampled next to a small one. The generator state is part of the
+    training checkpoint: a resumed run draws the same batches as an uninterrupted one.
+    """
+
+    def __init__(
+        self,
+        pairs: Sequence[SRPair],
+        *,
+        scale: int,
+        color: str,
+        lr_patch: int,
+        batch_size: int,
+        augment: bool = True,
+        seed: int = 0,
+    ) -> None:
+        self.scale, self.lr_patch, self.batch_size, self.augment = scale, lr_patch, batch_size, augment
+        self.lr: list[np.ndarray] = []
+        self.hr: list[np.ndarray] = []
+        for pair in pairs:
+            h, w = pair.lr_rgb.shape[:2]
+            if h < lr_patch or w < lr_patch:
+                warnings.warn(
+                    f"{pair.name}: LR {w}x{h} is smaller than the {lr_patch}px patch; skipped",
+                    DataWarning,
+                    stacklevel=2,
+                )
+                continue
+            self.lr.append(to_model_space(pair.lr_rgb, color))
+            self.hr.append(to_model_space(pair.hr_rgb, color))
+        if not self.lr:
+            raise DataError(
+                f"no training image is large enough for an LR patch of {lr_patch}px at x{scale} "
+                f"(HR side >= {lr_patch * scale}px); use larger images or a smaller data.lr_patch."
+            )
+        positions = np.array([(a.shape[0] - lr_patch + 1) * (a.shape[1] - lr_patch + 1) for a in self.lr], dtype=np.float64)
+        self.weights = positions / positions.sum()
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return len(self.lr)
+
+    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        p, s = self.lr_patch, self.scale
+        idx = self.rng.choice(len(self.lr), size=self.batch_size, p=self.weights)
+        lr_batch, hr_batch = [], []
+        for i in idx:
+            lr, hr = self.lr[i], self.hr[i]
+            y = int(self.rng.integers(0, lr.shape[0] - p + 1))
+            x = int(self.rng.integers(0, lr.shape[1] - p + 1))
+            lr_patch = lr[y : y + p, x : x + p]
+            hr_patch = hr[y * s : (y + p) * s, x * s : (x + p) * s]
+            if self.augment:
+                k = int(self.rng.integers(0, 8))
+                lr_patch, hr_patch = _dihedral(lr_patch, k), _dihedral(hr_patch, k)
+            lr_batch.append(lr_patch)
+            hr_batch.append(hr_patch)
+        to_nchw = lambda b: torch.from_numpy(np.ascontiguousarray(np.stack(b).transpose(0, 3, 1, 2)))  # noqa: E731
+        return to_nchw(lr_batch), to_nchw(hr_batch)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"bit_generator": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.rng.bit_generator.state = state["bit_generator"]
+
+
+def _dihedral(a: np.ndarray, k: int) -> np.ndarray:
+    """One of the 8 flips/rotations of an HxWxC patch (k in 0..7)."""
+    if k & 4:
+        a = a.transpose(1, 0, 2)
+    if k & 2:
+        a = a[::-1]
+    if k & 1:
+        a = a[:, ::-1]
+    return a

@@ -1,0 +1,360 @@
+"""Typed recipes: YAML loaded once into frozen dataclasses.
+
+A recipe names a net, its data and its training schedule (later stages add their own
+sections). Loading is strict: an unknown or mistyped key fails with the valid names, values
+are converted by the field's declared type (so ``--set train.lr=1e-3`` is a float), and the
+result is immutable, so nothing down the stack can change it behind the caller's back.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import hashlib
+import json
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from edgesr.errors import ConfigError
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """The net: architecture, scale, colour convention and constructor keywords."""
+
+    arch: str
+    scale: int
+    color: Literal["y", "rgb"] = "y"
+    params: Mapping[str, Any] = field(default_factory=dict)
+    # File name of the weights shipped in ``edgesr/weights/`` (None: none shipped yet).
+    weights: str | None = None
+
+    @property
+    def num_channels(self) -> int:
+        return 1 if self.color == "y" else 3
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Where training/validation images come from and how LR/HR patches are made."""
+
+    # "embedded" (needs no download) or a folder: DIV2K layout or any folder of images.
+    train: str = "embedded"
+    # "embedded", a folder, or null for no validation.
+    val: str | None = "embedded"
+    degradation: Literal["bicubic"] = "bicubic"
+    # LR patch side in pixels; the HR patch is scale times larger.
+    lr_patch: int = 24
+    batch_size: int = 32
+    augment: bool = True
+    # Images with a side below this many HR pixels are skipped (with a warning).
+    min_size: int = 0
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    """Optimisation schedule; the learning rate is a pure function of the step (resumable)."""
+
+    steps: int = 20000
+    lr: float = 1e-3
+    lr_min: float = 1e-6
+    schedule: Literal["cosine", "multistep", "constant"] = "cosine"
+    milestones: tuple[int, ...] = ()
+    gamma: float = 0.5
+    warmup_steps: int = 0
+    weight_decay: float = 0.0
+    loss: Literal["l1", "mse", "charbonnier"] = "l1"
+    # Switch to MSE for the last N steps (all, in a shorter run): L1 trains faster, an MSE
+    # finish buys PSNR.
+    mse_finetune_steps: int = 0
+    grad_clip: float | None = None
+    val_every: int = 1000
+    ckpt_every: int = 500
+    keep_checkpoints: int = 2
+    log_every: int = 50
+    seed: int = 0
+    # Intra-op threads for torch (None: all cores).
+    threads: int | None = None
+
+
+@dataclass(frozen=True)
+class Recipe:
+    schema: int
+    name: str
+    model: ModelSpec
+    description: str = ""
+    data: DataSpec = field(default_factory=DataSpec)
+    train: TrainSpec = field(default_factory=TrainSpec)
+    # Where the recipe was read from (not part of the YAML).
+    source: str | None = field(default=None, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain, YAML/JSON-ready form (without ``source``)."""
+        out = _to_plain(self)
+        out.pop("source", None)
+        return out
+
+    def hash(self) -> str:
+        """A short content hash of the resolved recipe, written into artifacts' metadata."""
+        blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def replace(self, overrides: Iterable[str]) -> Recipe:
+        """A new recipe with ``a.b=c`` overrides applied and validated again."""
+        raw = self.to_dict()
+        for item in overrides:
+            _apply_override(raw, item)
+        return _from_raw(raw, origin=self.source or self.name)
+
+
+# --------------------------------------------------------------------------------------------
+# Lookup
+
+
+def _packaged_dir() -> Path:
+    """``recipes/`` of a source checkout, or its copy installed as ``edgesr/_recipes``."""
+    package = Path(__file__).resolve().parent
+    installed = package / "_recipes"
+    return installed if installed.is_dir() else package.parent / "recipes"
+
+
+def available_recipes() -> list[str]:
+    """Names of the recipes shipped with edgesr."""
+    return sorted(p.stem for p in _packaged_dir().glob("*.yaml"))
+
+
+def resolve_recipe_path(name_or_path: str | Path) -> Path:
+    """A shipped recipe's name (``espcn_x4``) or a path to the user's own YAML file."""
+    text = str(name_or_path)
+    candidate = Path(text).expanduser()
+    looks_like_path = candidate.suffix in (".yaml", ".yml") or "/" in text or "\\" in text
+    if looks_like_path:
+        if not candidate.is_file():
+            raise ConfigError(f"recipe file {candidate} does not exist; pass an existing YAML file or one of: {', '.join(available_recipes())}")
+        return candidate
+    packaged = _packaged_dir() / f"{text}.yaml"
+    if packaged.is_file():
+        return packaged
+    names = available_recipes()
+    close = difflib.get_close_matches(text, names, n=3)
+    hint = f" Did you mean {', '.join(close)}?" if close else ""
+    raise ConfigError(
+        f"unknown recipe '{text}'.{hint} Shipped recipes: {', '.join(names)} "
+        "(or pass a path to your own .yaml; `edgesr recipes` lists them)."
+    )
+
+
+def load_recipe(name_or_path: str | Path, overrides: Iterable[str] = ()) -> Recipe:
+    """Load a recipe by name or path, apply ``a.b=c`` overrides, validate, freeze."""
+    path = resolve_recipe_path(name_or_path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc}); fix the syntax.") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc}).") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a recipe must be a YAML mapping, got {type(raw).__name__}.")
+    for item in overrides:
+        _apply_override(raw, item)
+    return _from_raw(raw, origin=str(path))
+
+
+def _from_raw(raw: dict[str, Any], *, origin: str) -> Recipe:
+    schema = raw.get("schema")
+    if schema != SCHEMA_VERSION:
+        raise ConfigError(
+            f"{origin}: 'schema: {schema}' is not supported; this edgesr reads recipe schema "
+            f"{SCHEMA_VERSION}. Add 'schema: {SCHEMA_VERSION}' at the top (see recipes/ for examples)."
+        )
+    if "source" in raw:
+        raise ConfigError(f"{origin}: 'source' is set by edgesr, not by the recipe; remove it.")
+    recipe = _build(Recipe, {**raw, "source": origin}, where="", origin=origin)
+    _check_semantics(recipe, origin)
+    return recipe
+
+
+def _check_semantics(recipe: Recipe, origin: str) -> None:
+    from edgesr.archs import arch_params  # light; deferred to keep import order simple
+
+    valid = arch_params(recipe.model.arch)  # raises ConfigError for an unknown arch
+    unknown = sorted(set(recipe.model.params) - set(valid) - {"scale", "num_channels"})
+    if unknown:
+        listing = ", ".join(f"{k}={v!r}" for k, v in valid.items() if k not in ("scale", "num_channels"))
+        raise ConfigError(
+            f"{origin}: unknown key(s) {', '.join(f'model.params.{k}' for k in unknown)} for arch "
+            f"'{recipe.model.arch}'; valid params (defaults): {listing}."
+        )
+    for key in ("scale", "num_channels"):
+        if key in recipe.model.params:
+            raise ConfigError(f"{origin}: set model.{'scale' if key == 'scale' else 'color'} instead of model.params.{key}.")
+    checks = [
+        (recipe.model.scale in (2, 3, 4, 8), "model.scale must be 2, 3, 4 or 8"),
+        (recipe.data.lr_patch >= 4, "data.lr_patch must be at least 4"),
+        (recipe.data.batch_size >= 1, "data.batch_size must be at least 1"),
+        (recipe.train.steps >= 1, "train.steps must be at least 1"),
+        (recipe.train.lr > 0, "train.lr must be positive"),
+        (recipe.train.ckpt_every >= 1, "train.ckpt_every must be at least 1"),
+        (recipe.train.val_every >= 1, "train.val_every must be at least 1"),
+        (recipe.train.keep_checkpoints >= 1, "train.keep_checkpoints must be at least 1"),
+        (recipe.train.mse_finetune_steps >= 0, "train.mse_finetune_steps must not be negative"),
+        (recipe.train.schedule != "multistep" or bool(recipe.train.milestones), "train.schedule 'multistep' needs train.milestones"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(f"{origin}: {message}.")
+
+
+# --------------------------------------------------------------------------------------------
+# Typed construction
+
+
+def _build(cls: type, raw: Any, *, where: str, origin: str) -> Any:
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{origin}: '{where or 'the recipe'}' must be a mapping of keys, got {raw!r}.")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = [k for k in raw if k not in fields]
+    if unknown:
+        key = unknown[0]
+        close = difflib.get_close_matches(str(key), list(fields), n=1)
+        hint = f" (did you mean '{_join(where, close[0])}'?)" if close else ""
+        valid = ", ".join(k for k in fields if k != "source")
+        raise ConfigError(
+            f"{origin}: unknown key '{_join(where, str(key))}'{hint}; valid keys"
+            f"{' under ' + repr(where) if where else ''}: {valid}."
+        )
+    kwargs = {}
+    for name, f in fields.items():
+        if name in raw:
+            kwargs[name] = _convert(raw[name], hints[name], where=_join(where, name), origin=origin)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ConfigError(f"{origin}: missing required key '{_join(where, name)}'.")
+    return cls(**kwargs)
+
+
+def _join(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
+def _convert(value: Any, hint: Any, *, where: str, origin: str) -> Any:
+    def fail(expected: str) -> ConfigError:
+        return ConfigError(f"{origin}: '{where}' must be {expected}, got {value!r}.")
+
+    origin_type = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin_type in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _convert(value, arg, where=where, origin=origin)
+            except ConfigError:
+                continue
+        raise fail(" or ".join(_describe(a) for a in args))
+    if origin_type is Literal:
+        if value not in args:
+            raise fail("one of " + ", ".join(repr(a) for a in args))
+        return value
+    if origin_type is tuple:
+        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+            raise fail("a list")
+        item = args[0]
+        return tuple(_convert(v, item, where=f"{where}[{i}]", origin=origin) for i, v in enumerate(value))
+    if origin_type in (Mapping, dict) or hint in (Mapping, dict):
+        if not isinstance(value, Mapping):
+            raise fail("a mapping")
+        # Frozen view of a private copy: the recipe stays immutable all the way down.
+        return types.MappingProxyType(copy.deepcopy(dict(value)))
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, where=where, origin=origin)
+    if hint is Any:
+        return value
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise fail("true or false")
+    if hint is int:
+        if isinstance(value, bool):
+            raise fail("an integer")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                return int(value.replace("_", ""))
+            except ValueError:
+                pass
+        raise fail("an integer")
+    if hint is float:
+        if isinstance(value, bool):
+            raise fail("a number")
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):
+            # YAML 1.1 reads "1e-3" as a string; the field's type says it is a number.
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise fail("a number")
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        raise fail("a string")
+    raise ConfigError(f"{origin}: '{where}' has an unsupported type {hint!r} (edgesr bug).")
+
+
+def _describe(hint: Any) -> str:
+    if hint is type(None):
+        return "null"
+    return getattr(hint, "__name__", str(hint))
+
+
+def _apply_override(raw: dict[str, Any], item: str) -> None:
+    """Apply one ``a.b.c=value`` to a private raw dict; the value is parsed as YAML."""
+    if "=" not in item:
+        raise ConfigError(f"override '{item}' must look like key.path=value, e.g. train.steps=2000.")
+    key, _, text = item.partition("=")
+    parts = [p for p in key.strip().split(".") if p]
+    if not parts:
+        raise ConfigError(f"override '{item}' has an empty key; use e.g. train.steps=2000.")
+    try:
+        value = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override '{item}': the value is not valid YAML ({exc}).") from exc
+    node = raw
+    for i, part in enumerate(parts[:-1]):
+        child = node.get(part)
+        if child is None:
+            child = {}
+            node[part] = child
+        if not isinstance(child, dict):
+            raise ConfigError(f"override '{item}': '{'.'.join(parts[: i + 1])}' is a value, not a section.")
+        node = child
+    node[parts[-1]] = value
+
+
+def _to_plain(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj):
+        return {f.name: _to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, Mapping):
+        return {k: _to_plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_to_plain(v) for v in obj]
+    return obj
+
+
+def dump_recipe(recipe: Recipe) -> str:
+    """The resolved recipe as YAML, for run directories and model cards."""
+    return yaml.safe_dump(recipe.to_dict(), sort_keys=False)
