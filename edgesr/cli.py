@@ -18,7 +18,11 @@ from edgesr.errors import ConfigError, EdgesrError
 
 
 def _add_recipe_args(p: argparse.ArgumentParser, *, required: bool = True) -> None:
-    p.add_argument("--recipe", required=required, help="shipped recipe name (see `edgesr recipes`) or a path to a YAML file")
+    p.add_argument(
+        "--recipe",
+        required=required,
+        help="shipped recipe name (see `edgesr recipes`) or a path to a YAML file",
+    )
     p.add_argument(
         "--set",
         dest="overrides",
@@ -37,14 +41,45 @@ def cmd_recipes(args: argparse.Namespace) -> int:
     rows = []
     for name in available_recipes():
         r = load_recipe(name)
-        net = build_arch(r.model.arch, scale=r.model.scale, num_channels=r.model.num_channels, **r.model.params)
+        net = build_arch(
+            r.model.arch, scale=r.model.scale, num_channels=r.model.num_channels, **r.model.params
+        )
         c = complexity(net, lr_size=(270, 480))
-        rows.append((name, r.model.arch, f"x{r.model.scale}", r.model.color, f"{c['params']:,}", f"{c['gmacs']:.2f}", "yes" if r.model.weights else "no", r.description))
+        rows.append(
+            (
+                name,
+                r.model.arch,
+                f"x{r.model.scale}",
+                r.model.color,
+                f"{c['params']:,}",
+                f"{c['gmacs']:.2f}",
+                "yes" if r.model.weights else "no",
+                r.description,
+            )
+        )
     if args.json:
-        keys = ("name", "arch", "scale", "color", "params", "gmacs_270x480", "weights", "description")
+        keys = (
+            "name",
+            "arch",
+            "scale",
+            "color",
+            "params",
+            "gmacs_270x480",
+            "weights",
+            "description",
+        )
         print(json.dumps([dict(zip(keys, row, strict=True)) for row in rows], indent=2))
         return 0
-    header = ("recipe", "arch", "scale", "color", "params", "GMACs@270x480", "weights", "description")
+    header = (
+        "recipe",
+        "arch",
+        "scale",
+        "color",
+        "params",
+        "GMACs@270x480",
+        "weights",
+        "description",
+    )
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
     widths[-1] = 0
     for row in (header, *rows):
@@ -59,7 +94,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     recipe = load_recipe(args.recipe, args.overrides)
     out = Path(args.out) if args.out else Path("runs") / recipe.name
     val = "recipe" if args.val is None else (None if args.val == "none" else args.val)
-    result = train(recipe, args.data, out=out, val=val, resume=args.resume, force=args.force, progress=not args.no_progress)
+    result = train(
+        recipe,
+        args.data,
+        out=out,
+        val=val,
+        resume=args.resume,
+        force=args.force,
+        progress=not args.no_progress,
+    )
     psnr = f", validation PSNR-Y {result.val_psnr:.2f} dB" if result.val_psnr is not None else ""
     print(f"trained {recipe.name} for {result.steps} steps in {result.wall_time_s:.0f} s{psnr}")
     print(f"weights: {result.model_path}")
@@ -84,9 +127,13 @@ def _runner_for(args: argparse.Namespace):
         model, info = load_pretrained(recipe)
         name = f"{recipe.name} (shipped weights)"
     else:
-        raise ConfigError("evaluate needs --recipe NAME (shipped weights), --model PATH, or --model bicubic.")
+        raise ConfigError(
+            "evaluate needs --recipe NAME (shipped weights), --model PATH, or --model bicubic."
+        )
     if recipe is not None and (info.scale != recipe.model.scale or info.arch != recipe.model.arch):
-        raise ConfigError(f"{args.model} holds {info.arch} x{info.scale}, but recipe {recipe.name} is {recipe.model.arch} x{recipe.model.scale}.")
+        raise ConfigError(
+            f"{args.model} holds {info.arch} x{info.scale}, but recipe {recipe.name} is {recipe.model.arch} x{recipe.model.scale}."
+        )
     return TorchRunner(model, scale=info.scale, color=info.color, name=name)
 
 
@@ -97,7 +144,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         # Checked before the (slow) evaluation so a mistake costs nothing.
         from edgesr.errors import OutputExistsError
 
-        raise OutputExistsError(f"{args.json} already exists; pass --force to overwrite it or choose another --json path.")
+        raise OutputExistsError(
+            f"{args.json} already exists; pass --force to overwrite it or choose another --json path."
+        )
     runner = _runner_for(args)
     if runner != "bicubic" and args.threads:
         import torch
@@ -106,9 +155,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if runner == "bicubic" and not args.scale:
         raise ConfigError("--model bicubic needs --scale N.")
     scale = args.scale
-    if runner != "bicubic" and runner.__class__.__name__ == "TorchRunner" and scale and scale != runner.scale:
+    if (
+        runner != "bicubic"
+        and runner.__class__.__name__ == "TorchRunner"
+        and scale
+        and scale != runner.scale
+    ):
         raise ConfigError(f"--scale {scale} does not match the model's x{runner.scale}.")
-    report = evaluate(runner, args.data, scale=scale or (runner.scale if runner != "bicubic" else None), save_dir=args.save_images)
+    report = evaluate(
+        runner,
+        args.data,
+        scale=scale or (runner.scale if runner != "bicubic" else None),
+        save_dir=args.save_images,
+    )
     print(f"model: {report.model}   scale: x{report.scale}   data: {args.data}")
     print(report.table())
     if args.json:
@@ -118,7 +177,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="edgesr", description="Edge deployment toolkit for image super-resolution.")
+    parser = argparse.ArgumentParser(
+        prog="edgesr", description="Edge deployment toolkit for image super-resolution."
+    )
     parser.add_argument("--version", action="version", version=f"edgesr {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -128,18 +189,35 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a recipe's net (embedded data by default)")
     _add_recipe_args(p)
-    p.add_argument("--data", help="training images: a folder (DIV2K layout or any images) or 'embedded' (default: the recipe's data.train)")
-    p.add_argument("--val", help="validation images: a folder, 'embedded' or 'none' (default: the recipe's data.val)")
+    p.add_argument(
+        "--data",
+        help="training images: a folder (DIV2K layout or any images) or 'embedded' (default: the recipe's data.train)",
+    )
+    p.add_argument(
+        "--val",
+        help="validation images: a folder, 'embedded' or 'none' (default: the recipe's data.val)",
+    )
     p.add_argument("--out", help="run directory (default: runs/<recipe>)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
+    p.add_argument(
+        "--resume", action="store_true", help="continue the run in --out from its latest checkpoint"
+    )
     p.add_argument("--force", action="store_true", help="replace an existing run in --out")
     p.add_argument("--no-progress", action="store_true", help="no progress line")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("evaluate", help="PSNR/SSIM (Y, standard protocol) of a model and bicubic on a folder")
+    p = sub.add_parser(
+        "evaluate", help="PSNR/SSIM (Y, standard protocol) of a model and bicubic on a folder"
+    )
     _add_recipe_args(p, required=False)
-    p.add_argument("--model", help="weights (.safetensors or run dir), an .onnx file, or 'bicubic' (default: the recipe's shipped weights)")
-    p.add_argument("--data", default="embedded", help="folder of HR images (default: the embedded validation set)")
+    p.add_argument(
+        "--model",
+        help="weights (.safetensors or run dir), an .onnx file, or 'bicubic' (default: the recipe's shipped weights)",
+    )
+    p.add_argument(
+        "--data",
+        default="embedded",
+        help="folder of HR images (default: the embedded validation set)",
+    )
     p.add_argument("--scale", type=int, help="upscaling factor (default: the model's)")
     p.add_argument("--json", help="write the results as JSON to this file")
     p.add_argument("--save-images", help="write the SR images into this folder")

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
 from edgesr import __version__
@@ -76,7 +75,9 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
-def save_model(model: nn.Module, path: str | Path, info: ModelInfo, *, extra: dict[str, Any] | None = None) -> Path:
+def save_model(
+    model: nn.Module, path: str | Path, info: ModelInfo, *, extra: dict[str, Any] | None = None
+) -> Path:
     """Save weights + the ModelInfo header atomically; returns the path."""
     from safetensors.torch import save
 
@@ -104,12 +105,16 @@ def read_info(path: str | Path) -> ModelInfo:
 
     path = Path(path)
     if not path.is_file():
-        raise ModelError(f"model file {path} does not exist; pass a .safetensors written by edgesr, a run directory, or an .onnx file.")
+        raise ModelError(
+            f"model file {path} does not exist; pass a .safetensors written by edgesr, a run directory, or an .onnx file."
+        )
     try:
         with safe_open(str(path), framework="pt") as fh:
             meta = fh.metadata() or {}
     except Exception as exc:  # safetensors raises several types for corrupt files
-        raise ModelError(f"{path} is not a readable safetensors file ({exc}); pass weights written by edgesr.") from exc
+        raise ModelError(
+            f"{path} is not a readable safetensors file ({exc}); pass weights written by edgesr."
+        ) from exc
     if meta.get("format") != "edgesr.model/1":
         raise ModelError(
             f"{path} has no edgesr header (arch/scale/colour unknown); load it with --recipe so the "
@@ -126,7 +131,9 @@ def read_info(path: str | Path) -> ModelInfo:
             extra={k[6:]: v for k, v in meta.items() if k.startswith("extra.")},
         )
     except (KeyError, ValueError) as exc:
-        raise ModelError(f"{path}: the edgesr header is damaged ({exc}); re-export the model.") from exc
+        raise ModelError(
+            f"{path}: the edgesr header is damaged ({exc}); re-export the model."
+        ) from exc
 
 
 def load_state(model: nn.Module, path: str | Path) -> nn.Module:
@@ -150,7 +157,11 @@ def load_model(path: str | Path, *, recipe: Any = None) -> tuple[nn.Module, Mode
     Files without an edgesr header need ``recipe`` to say what net they hold.
     """
     path = resolve_weights(path)
-    info = ModelInfo.from_recipe(recipe) if recipe is not None and not _has_header(path) else read_info(path)
+    info = (
+        ModelInfo.from_recipe(recipe)
+        if recipe is not None and not _has_header(path)
+        else read_info(path)
+    )
     model = load_state(build_model(info), path)
     return model.eval(), info
 
@@ -170,7 +181,9 @@ def resolve_weights(path: str | Path) -> Path:
         candidate = path / "model.safetensors"
         if candidate.is_file():
             return candidate
-        raise ModelError(f"{path} is a folder without model.safetensors; pass the weights file or a finished run directory.")
+        raise ModelError(
+            f"{path} is a folder without model.safetensors; pass the weights file or a finished run directory."
+        )
     if not path.exists():
         raise ModelError(f"model {path} does not exist.")
     return path

@@ -26,6 +26,19 @@ from edgesr.errors import ConfigError
 
 SCHEMA_VERSION = 1
 
+# Keys that change how a run is carried out or recorded, not what it learns: they are left out
+# of the recipe hash and may change when a run is resumed (train.steps may too).
+BOOKKEEPING_KEYS = frozenset(
+    {
+        "model.weights",
+        "train.val_every",
+        "train.ckpt_every",
+        "train.log_every",
+        "train.keep_checkpoints",
+        "train.threads",
+    }
+)
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -104,8 +117,15 @@ class Recipe:
         return out
 
     def hash(self) -> str:
-        """A short content hash of the resolved recipe, written into artifacts' metadata."""
-        blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        """A short content hash of what the recipe trains, written into artifacts' metadata.
+
+        The ``BOOKKEEPING_KEYS`` (e.g. ``model.weights``, ``train.threads``) are left out.
+        """
+        content = self.to_dict()
+        for key in BOOKKEEPING_KEYS:
+            section, name = key.split(".")
+            content[section].pop(name, None)
+        blob = json.dumps(content, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def replace(self, overrides: Iterable[str]) -> Recipe:
@@ -139,7 +159,9 @@ def resolve_recipe_path(name_or_path: str | Path) -> Path:
     looks_like_path = candidate.suffix in (".yaml", ".yml") or "/" in text or "\\" in text
     if looks_like_path:
         if not candidate.is_file():
-            raise ConfigError(f"recipe file {candidate} does not exist; pass an existing YAML file or one of: {', '.join(available_recipes())}")
+            raise ConfigError(
+                f"recipe file {candidate} does not exist; pass an existing YAML file or one of: {', '.join(available_recipes())}"
+            )
         return candidate
     packaged = _packaged_dir() / f"{text}.yaml"
     if packaged.is_file():
@@ -189,14 +211,18 @@ def _check_semantics(recipe: Recipe, origin: str) -> None:
     valid = arch_params(recipe.model.arch)  # raises ConfigError for an unknown arch
     unknown = sorted(set(recipe.model.params) - set(valid) - {"scale", "num_channels"})
     if unknown:
-        listing = ", ".join(f"{k}={v!r}" for k, v in valid.items() if k not in ("scale", "num_channels"))
+        listing = ", ".join(
+            f"{k}={v!r}" for k, v in valid.items() if k not in ("scale", "num_channels")
+        )
         raise ConfigError(
             f"{origin}: unknown key(s) {', '.join(f'model.params.{k}' for k in unknown)} for arch "
             f"'{recipe.model.arch}'; valid params (defaults): {listing}."
         )
     for key in ("scale", "num_channels"):
         if key in recipe.model.params:
-            raise ConfigError(f"{origin}: set model.{'scale' if key == 'scale' else 'color'} instead of model.params.{key}.")
+            raise ConfigError(
+                f"{origin}: set model.{'scale' if key == 'scale' else 'color'} instead of model.params.{key}."
+            )
     checks = [
         (recipe.model.scale in (2, 3, 4, 8), "model.scale must be 2, 3, 4 or 8"),
         (recipe.data.lr_patch >= 4, "data.lr_patch must be at least 4"),
@@ -207,7 +233,10 @@ def _check_semantics(recipe: Recipe, origin: str) -> None:
         (recipe.train.val_every >= 1, "train.val_every must be at least 1"),
         (recipe.train.keep_checkpoints >= 1, "train.keep_checkpoints must be at least 1"),
         (recipe.train.mse_finetune_steps >= 0, "train.mse_finetune_steps must not be negative"),
-        (recipe.train.schedule != "multistep" or bool(recipe.train.milestones), "train.schedule 'multistep' needs train.milestones"),
+        (
+            recipe.train.schedule != "multistep" or bool(recipe.train.milestones),
+            "train.schedule 'multistep' needs train.milestones",
+        ),
     ]
     for ok, message in checks:
         if not ok:
@@ -220,7 +249,9 @@ def _check_semantics(recipe: Recipe, origin: str) -> None:
 
 def _build(cls: type, raw: Any, *, where: str, origin: str) -> Any:
     if not isinstance(raw, Mapping):
-        raise ConfigError(f"{origin}: '{where or 'the recipe'}' must be a mapping of keys, got {raw!r}.")
+        raise ConfigError(
+            f"{origin}: '{where or 'the recipe'}' must be a mapping of keys, got {raw!r}."
+        )
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = [k for k in raw if k not in fields]
@@ -269,7 +300,9 @@ def _convert(value: Any, hint: Any, *, where: str, origin: str) -> Any:
         if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
             raise fail("a list")
         item = args[0]
-        return tuple(_convert(v, item, where=f"{where}[{i}]", origin=origin) for i, v in enumerate(value))
+        return tuple(
+            _convert(v, item, where=f"{where}[{i}]", origin=origin) for i, v in enumerate(value)
+        )
     if origin_type in (Mapping, dict) or hint in (Mapping, dict):
         if not isinstance(value, Mapping):
             raise fail("a mapping")
@@ -324,7 +357,9 @@ def _describe(hint: Any) -> str:
 def _apply_override(raw: dict[str, Any], item: str) -> None:
     """Apply one ``a.b.c=value`` to a private raw dict; the value is parsed as YAML."""
     if "=" not in item:
-        raise ConfigError(f"override '{item}' must look like key.path=value, e.g. train.steps=2000.")
+        raise ConfigError(
+            f"override '{item}' must look like key.path=value, e.g. train.steps=2000."
+        )
     key, _, text = item.partition("=")
     parts = [p for p in key.strip().split(".") if p]
     if not parts:
@@ -340,7 +375,9 @@ def _apply_override(raw: dict[str, Any], item: str) -> None:
             child = {}
             node[part] = child
         if not isinstance(child, dict):
-            raise ConfigError(f"override '{item}': '{'.'.join(parts[: i + 1])}' is a value, not a section.")
+            raise ConfigError(
+                f"override '{item}': '{'.'.join(parts[: i + 1])}' is a value, not a section."
+            )
         node = child
     node[parts[-1]] = value
 

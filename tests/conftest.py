@@ -19,7 +19,9 @@ def shared_data_dir() -> Path | None:
 def shared_data() -> Path:
     path = shared_data_dir()
     if path is None:
-        pytest.skip("needs ../shared/data (or $EDGESR_SHARED_DATA) with the SR benchmark/training sets")
+        pytest.skip(
+            "needs ../shared/data (or $EDGESR_SHARED_DATA) with the SR benchmark/training sets"
+        )
     return path
 
 

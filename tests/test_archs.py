@@ -137,9 +137,10 @@ def test_anchornet_default_cost_within_espcn() -> None:
 # ---------------------------------------------------------------- re-parameterisation
 
 
+@pytest.mark.parametrize("expand_ratio", [0, 2])
 @pytest.mark.parametrize("in_ch,out_ch", [(1, 32), (32, 32), (32, 16), (16, 16)])
-def test_repconv_fold_exact(in_ch: int, out_ch: int) -> None:
-    block = RepConv3x3(in_ch, out_ch)
+def test_repconv_fold_exact(in_ch: int, out_ch: int, expand_ratio: int) -> None:
+    block = RepConv3x3(in_ch, out_ch, expand_ratio=expand_ratio)
     assert block.has_identity == (in_ch == out_ch)
     _perturb(block)
     x = torch.rand(2, in_ch, ODD_H, ODD_W) * 2 - 1
@@ -153,10 +154,13 @@ def test_repconv_fold_exact(in_ch: int, out_ch: int) -> None:
     assert (ref - out).abs().max().item() < 1e-5
 
 
+@pytest.mark.parametrize("expand_ratio", [0, 2])
 @pytest.mark.parametrize("scale", [2, 3, 4])
 @pytest.mark.parametrize("channels", [1, 3])
-def test_anchornet_fuse_matches_training_module(scale: int, channels: int) -> None:
-    net = AnchorNet(scale=scale, num_channels=channels)
+def test_anchornet_fuse_matches_training_module(
+    scale: int, channels: int, expand_ratio: int
+) -> None:
+    net = AnchorNet(scale=scale, num_channels=channels, expand_ratio=expand_ratio)
     _perturb(net)
     net.train()
     x = torch.rand(1, channels, ODD_H, ODD_W)

@@ -4,8 +4,8 @@ When no dataset is given, edgesr trains and validates on the photos that ship in
 scikit-image (read from its package folder; its network fetchers are never called) plus
 procedurally generated images of what an SR net must learn to restore: dead-leaves texture,
 text, zone plates and gratings, slanted edges, sharp shapes, smooth gradients and filtered-noise
-textures. Procedural images are rendered at 3-4x and reduced with area averaging so they carry
-no aliasing that the net would learn as "detail".
+textures. Procedural images are rendered at 3-4x and reduced with area averaging (or made
+band-limited by construction) so they carry no aliasing that the net would learn as "detail".
 
 It is small: enough for smoke runs, demos and CI, not for a model anyone should ship.
 """
@@ -36,7 +36,8 @@ __all__ = [
 # Photos (and a few clean synthetic figures) from skimage/data. Left out on purpose:
 # chessboard_* (200 px of flat squares; the procedural targets cover edges better),
 # clock_motion (motion-blurred, so a poor HR target), microaneurysms (102 px), lfw_subset
-# (tiny faces) and the multipage TIFF/GIF files.
+# (tiny faces) and the multipage TIFF/GIF files. (page.png makes libpng print a harmless iCCP
+# warning on stderr when decoded.)
 SKIMAGE_TRAIN: tuple[str, ...] = (
     "astronaut.png",
     "brick.png",
@@ -126,7 +127,10 @@ def _blend(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
 
 
 def _grid(n: int, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """Pixel-centre coordinates of an n x n render, in output-pixel units."""
+    """Pixel-centre coordinates (row vector x, column vector y) of an n x n grid, times scale.
+
+    With scale = 1/ss they are in output pixels, so patterns are specified at output size.
+    """
     c = (np.arange(n, dtype=np.float32) + 0.5) * scale
     return c[None, :], c[:, None]
 
@@ -139,7 +143,7 @@ def _smooth_background(size: int, rng: np.random.Generator) -> np.ndarray:
     x, y = _grid(size, 1.0 / size)
     if choice == 1:
         theta = rng.uniform(0, 2 * np.pi)
-        t = (np.cos(theta) * x + np.sin(theta) * y) / np.sqrt(2) + 0.5
+        t = np.cos(theta) * (x - 0.5) + np.sin(theta) * (y - 0.5) + 0.5
         return _blend(_colour(rng), _colour(rng), np.clip(t, 0, 1))
     low = rng.random((4, 4, 3)).astype(np.float32)
     return cv2.resize(low, (size, size), interpolation=cv2.INTER_CUBIC).clip(0, 1)
@@ -157,22 +161,30 @@ def _dead_leaves(size: int, rng: np.random.Generator) -> np.ndarray:
     img = np.empty((n, n, 3), np.float32)
     img[:] = _colour(rng)
     rmin, rmax = 1.0 * ss, size * ss / 5.0
-    # Inverse CDF of p(r) ~ r^-3 on [rmin, rmax].
-    count = int(2.5 * size)
+    # Enough shapes to cover the canvas ~3 times, so the first background barely shows:
+    # E[r^2] of the r^-3 law on [rmin, rmax] is 2 ln(rmax/rmin) / (rmin^-2 - rmax^-2).
+    mean_r2 = 2 * np.log(rmax / rmin) / (rmin**-2 - rmax**-2)
+    count = int(3.0 * n * n / (np.pi * mean_r2))
     u = rng.random(count)
-    radii = (rmin**-2 - u * (rmin**-2 - rmax**-2)) ** -0.5
+    radii = (rmin**-2 - u * (rmin**-2 - rmax**-2)) ** -0.5  # inverse CDF of the r^-3 law
     centres = rng.uniform(-0.05 * n, 1.05 * n, (count, 2))
     colours = rng.random((count, 3))
     is_rect = rng.random(count) < 0.3
-    angles = rng.uniform(0, 180, count)
-    aspect = rng.uniform(0.4, 1.0, count)
-    for i in range(count):
-        col = colours[i].tolist()
-        cx, cy = centres[i]
-        r = radii[i]
-        if is_rect[i]:
-            box = cv2.boxPoints(((cx, cy), (2 * r, 2 * r * aspect[i]), angles[i]))
-            cv2.fillPoly(img, [np.round(box).astype(np.int32)], col)
+    # Rotated-rectangle corners for all shapes at once: cv2.boxPoints per shape is slower.
+    ang = rng.uniform(0, np.pi, (count, 1))
+    ux, uy = np.cos(ang), np.sin(ang)
+    sx = np.array([1, -1, -1, 1]) * radii[:, None]
+    sy = np.array([1, 1, -1, -1]) * radii[:, None] * rng.uniform(0.4, 1.0, (count, 1))
+    corners = np.stack(
+        [centres[:, :1] + sx * ux - sy * uy, centres[:, 1:] + sx * uy + sy * ux], axis=-1
+    )
+    corners = np.round(corners).astype(np.int32)
+    # Python lists: indexing numpy scalars in a 20k-iteration loop is the slow part.
+    for i, ((cx, cy), r, col, rect) in enumerate(
+        zip(centres.tolist(), radii.tolist(), colours.tolist(), is_rect.tolist(), strict=True)
+    ):
+        if rect:
+            cv2.fillConvexPoly(img, corners[i], col)
         else:
             cv2.circle(img, (round(cx), round(cy)), max(1, round(r)), col, -1)
     return _downscale(img, size)
@@ -198,32 +210,46 @@ def _text(size: int, rng: np.random.Generator) -> np.ndarray:
     img = cv2.resize(bg, (n, n), interpolation=cv2.INTER_LINEAR)
     lum = np.array([0.299, 0.587, 0.114], np.float32)
     bg_lum = float(lum @ bg.reshape(-1, 3).mean(0))
-    for _ in range(int(rng.integers(6, 12))):
+    chars = np.array(list(_CHARS))
+    for _ in range(int(rng.integers(10, 24))):
         font = int(rng.choice(_FONTS))
         # Cap heights from ~5 to ~40 output px: small text is where SR nets fail first.
-        scale_out = float(rng.uniform(0.25, 1.5))
+        scale_out = float(np.exp(rng.uniform(np.log(0.25), np.log(1.5))))
         scale = scale_out * ss
-        # Stroke width in output px, from hairline to bold, never below half a pixel.
-        thick = max(1, round(ss * max(0.5, scale_out * float(rng.uniform(1.0, 3.0)))))
-        line = "".join(rng.choice(list(_CHARS), int(rng.integers(8, 30))))
+        # Stroke width in output px, from hairline to bold, never below a third of a pixel.
+        thick = max(1, round(ss * max(0.34, scale_out * float(rng.uniform(0.8, 2.5)))))
+        line = "".join(rng.choice(chars, int(rng.integers(6, 40))))
         (tw, th), base = cv2.getTextSize(line, font, scale, thick)
-        mask8 = np.zeros((n, n), np.uint8)  # putText draws on 8-bit images only
-        org = (int(rng.integers(-tw // 4, max(1, n - tw // 2))), int(rng.integers(th, n)))
-        cv2.putText(mask8, line, org, font, scale, 255, thick, cv2.LINE_AA)
-        mask = mask8.astype(np.float32) / 255.0
+        # Draw the line on a tight canvas and rotate only that: a full-size mask per line
+        # would cost ten times more.
+        pad = thick + 2
+        cw, ch = min(tw + 2 * pad, 2 * n), th + base + 2 * pad
+        mask8 = np.zeros((ch, cw), np.uint8)  # putText draws on 8-bit images only
+        cv2.putText(mask8, line, (pad, pad + th), font, scale, 255, thick, cv2.LINE_AA)
         angle = 0.0 if rng.random() < 0.5 else float(rng.uniform(-45, 45))
         if angle:
-            rot = cv2.getRotationMatrix2D((n / 2, n / 2), angle, 1.0)
-            mask = cv2.warpAffine(mask, rot, (n, n), flags=cv2.INTER_LINEAR)
+            rot = cv2.getRotationMatrix2D((cw / 2, ch / 2), angle, 1.0)
+            cos, sin = abs(rot[0, 0]), abs(rot[0, 1])
+            rw, rh = int(ch * sin + cw * cos) + 2, int(ch * cos + cw * sin) + 2
+            rot[:, 2] += (rw - cw) / 2, (rh - ch) / 2
+            mask8 = cv2.warpAffine(mask8, rot, (rw, rh), flags=cv2.INTER_LINEAR)
+        mh, mw = mask8.shape
+        x0, y0 = int(rng.integers(-mw // 4, n - mw // 2)), int(rng.integers(-mh // 2, n - mh // 2))
+        # Clip the line's box to the canvas.
+        ix0, iy0, ix1, iy1 = max(x0, 0), max(y0, 0), min(x0 + mw, n), min(y0 + mh, n)
+        if ix1 <= ix0 or iy1 <= iy0:
+            continue
+        m = mask8[iy0 - y0 : iy1 - y0, ix0 - x0 : ix1 - x0].astype(np.float32)[:, :, None] / 255.0
         # Ink contrasts with the background so every line is legible.
         ink = _colour(rng) * 0.35 + (0.0 if bg_lum > 0.5 else 0.65)
-        img += (ink[None, None, :] - img) * mask[:, :, None]
+        roi = img[iy0:iy1, ix0:ix1]
+        roi += (ink[None, None, :] - roi) * m
     return _downscale(img, size)
 
 
 def _zone_plate(size: int, rng: np.random.Generator) -> np.ndarray:
     """Circular chirp cos(k r^2) whose local frequency rises towards Nyquist, then fades out."""
-    ss = 4
+    ss = 3
     n = size * ss
     x, y = _grid(n, 1.0 / ss)
     cx, cy = rng.uniform(0.3, 0.7, 2) * size
@@ -236,76 +262,95 @@ def _zone_plate(size: int, rng: np.random.Generator) -> np.ndarray:
     amp = np.clip((0.48 - f_local) / 0.08, 0.0, 1.0)
     t = 0.5 + 0.5 * amp * np.cos(k * r2 + rng.uniform(0, 2 * np.pi))
     a, b = _contrasting_pair(rng, 0.5)
-    return _downscale(_blend(a, b, t.astype(np.float32)), size)
+    # Blending is linear, so downscale the one-channel pattern first (3x less work).
+    return _blend(a, b, _downscale(t.astype(np.float32), size))
+
+
+def _tiles(size: int, ss: int, tiles: int) -> list[tuple[slice, slice, int, int]]:
+    """Tile slices of a supersampled canvas, cut on whole output pixels so each tile downscales
+    on its own; returns (rows, cols, out_h, out_w) per tile."""
+    cuts = np.linspace(0, size, tiles + 1).astype(int)
+    return [
+        (
+            slice(cuts[i] * ss, cuts[i + 1] * ss),
+            slice(cuts[j] * ss, cuts[j + 1] * ss),
+            int(cuts[i + 1] - cuts[i]),
+            int(cuts[j + 1] - cuts[j]),
+        )
+        for i in range(tiles)
+        for j in range(tiles)
+    ]
 
 
 def _grating(size: int, rng: np.random.Generator) -> np.ndarray:
     """A grid of sinusoidal and square-wave gratings, each with its own angle and frequency."""
     ss = 3
-    n = size * ss
-    tiles = int(rng.choice([2, 3]))
-    x, y = _grid(n, 1.0 / ss)
-    out = np.empty((n, n, 3), np.float32)
-    edges = np.linspace(0, n, tiles + 1).astype(int)
-    for i in range(tiles):
-        for j in range(tiles):
-            ys, xs = slice(edges[i], edges[i + 1]), slice(edges[j], edges[j + 1])
-            theta = rng.uniform(0, np.pi)
-            square = rng.random() < 0.35
-            # Square waves carry odd harmonics, so keep their fundamental lower.
-            freq = rng.uniform(0.02, 0.12) if square else np.exp(rng.uniform(np.log(0.02), np.log(0.4)))
-            phase = np.cos(theta) * x[:, xs] + np.sin(theta) * y[ys, :]
-            wave = np.cos(2 * np.pi * freq * phase + rng.uniform(0, 2 * np.pi))
-            if square:
-                wave = np.sign(wave)
-            contrast = rng.uniform(0.3, 1.0)
-            a, b = _contrasting_pair(rng, 0.3)
-            out[ys, xs] = _blend(a, b, (0.5 + 0.5 * contrast * wave).astype(np.float32))
-    return _downscale(out, size)
+    x, y = _grid(size * ss, 1.0 / ss)
+    out = np.empty((size, size, 3), np.float32)
+    for ys, xs, h, w in _tiles(size, ss, int(rng.choice([2, 3]))):
+        theta = rng.uniform(0, np.pi)
+        square = rng.random() < 0.35
+        # Square waves carry odd harmonics, so keep their fundamental lower.
+        log_f = rng.uniform(np.log(0.02), np.log(0.12 if square else 0.4))
+        freq = np.exp(log_f)  # cycles per output pixel
+        phase = np.cos(theta) * x[:, xs] + np.sin(theta) * y[ys, :]
+        wave = np.cos(2 * np.pi * freq * phase + rng.uniform(0, 2 * np.pi))
+        if square:
+            wave = np.sign(wave)
+        t = (0.5 + 0.5 * rng.uniform(0.3, 1.0) * wave).astype(np.float32)
+        a, b = _contrasting_pair(rng, 0.3)
+        # Blending is linear: downscale the one-channel pattern, then colour it.
+        out[ys.start // ss : ys.stop // ss, xs.start // ss : xs.stop // ss] = _blend(
+            a, b, cv2.resize(t, (w, h), interpolation=cv2.INTER_AREA)
+        )
+    return out
 
 
 def _slanted_edge(size: int, rng: np.random.Generator) -> np.ndarray:
     """ISO 12233-style targets: tiles with a straight edge a few degrees off the pixel grid."""
     ss = 4
-    n = size * ss
-    tiles = int(rng.choice([1, 2, 3]))
-    x, y = _grid(n, 1.0 / ss)
-    out = np.empty((n, n, 3), np.float32)
-    edges = np.linspace(0, n, tiles + 1).astype(int)
-    for i in range(tiles):
-        for j in range(tiles):
-            ys, xs = slice(edges[i], edges[i + 1]), slice(edges[j], edges[j + 1])
-            # Mostly the classic ~5 degree slant, sometimes any angle.
-            base = rng.choice([0.0, 90.0]) if rng.random() < 0.7 else rng.uniform(0, 180)
-            theta = np.deg2rad(base + rng.uniform(2, 10) * rng.choice([-1, 1]))
-            cx = (edges[j] + edges[j + 1]) / 2 / ss + rng.uniform(-0.1, 0.1) * size / tiles
-            cy = (edges[i] + edges[i + 1]) / 2 / ss + rng.uniform(-0.1, 0.1) * size / tiles
-            side = (np.cos(theta) * (x[:, xs] - cx) + np.sin(theta) * (y[ys, :] - cy)) > 0
-            a, b = _contrasting_pair(rng, 0.3)
-            out[ys, xs] = _blend(a, b, side.astype(np.float32))
-    return _downscale(out, size)
+    x, y = _grid(size * ss, 1.0 / ss)
+    out = np.empty((size, size, 3), np.float32)
+    for ys, xs, h, w in _tiles(size, ss, int(rng.choice([1, 2, 3]))):
+        # Mostly the classic ~5 degree slant off vertical/horizontal, sometimes any angle.
+        base = rng.choice([0.0, 90.0]) if rng.random() < 0.7 else rng.uniform(0, 180)
+        theta = np.deg2rad(base + rng.uniform(2, 10) * rng.choice([-1, 1]))
+        cx = (xs.start + xs.stop) / 2 / ss + rng.uniform(-0.1, 0.1) * w
+        cy = (ys.start + ys.stop) / 2 / ss + rng.uniform(-0.1, 0.1) * h
+        side = (np.cos(theta) * (x[:, xs] - cx) + np.sin(theta) * (y[ys, :] - cy)) > 0
+        a, b = _contrasting_pair(rng, 0.3)
+        t = cv2.resize(side.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA)
+        out[ys.start // ss : ys.stop // ss, xs.start // ss : xs.stop // ss] = _blend(a, b, t)
+    return out
 
 
 def _shapes(size: int, rng: np.random.Generator) -> np.ndarray:
     """Sharp lines of every width, polygons and a Siemens star over a smooth background."""
-    ss = 4
+    ss = 3
     n = size * ss
     img = cv2.resize(_smooth_background(size, rng), (n, n), interpolation=cv2.INTER_LINEAR)
-    # Siemens star: radial edges sweep all angles and all frequencies up to the centre.
-    if rng.random() < 0.6:
-        x, y = _grid(n, 1.0 / ss)
-        cx, cy = rng.uniform(0.25, 0.75, 2) * size
-        radius = rng.uniform(0.15, 0.35) * size
-        spokes = int(rng.integers(8, 25))
-        ang = np.arctan2(y - cy, x - cx)
-        inside = ((x - cx) ** 2 + (y - cy) ** 2) < radius**2
-        t = (np.cos(spokes * ang) > 0).astype(np.float32)
-        a, b = _contrasting_pair(rng, 0.5)
-        star = _blend(a, b, t)
-        img[inside] = star[inside]
     for _ in range(int(rng.integers(4, 10))):
         pts = (rng.uniform(0, n, (int(rng.integers(3, 7)), 2))).astype(np.int32)
         cv2.fillPoly(img, [cv2.convexHull(pts)], _colour(rng).tolist())
+    if rng.random() < 0.6:
+        # Siemens star: radial edges at every angle, frequency rising towards the centre.
+        # Computed only inside its bounding box (render pixels).
+        cx, cy = rng.uniform(0.3, 0.7, 2) * n
+        radius = rng.uniform(0.12, 0.28) * n  # stays inside the canvas
+        spokes = int(rng.integers(8, 25))
+        x0, x1 = int(cx - radius), int(cx + radius) + 1
+        y0, y1 = int(cy - radius), int(cy + radius) + 1
+        x = np.arange(x0, x1, dtype=np.float32)[None, :] + 0.5 - cx
+        y = np.arange(y0, y1, dtype=np.float32)[:, None] + 0.5 - cy
+        r2 = x**2 + y**2
+        inside = r2 < radius**2
+        t = (np.cos(spokes * np.arctan2(y, x)) > 0).astype(np.float32)
+        # Near the hub the spokes are finer than 2 output px: show their average there, as an
+        # ideal low-pass would, instead of aliasing.
+        t[r2 < (spokes * ss / np.pi) ** 2] = 0.5
+        a, b = _contrasting_pair(rng, 0.5)
+        roi = img[y0:y1, x0:x1]
+        roi[inside] = _blend(a, b, t)[inside]
     for _ in range(int(rng.integers(10, 30))):
         p1 = tuple(int(v) for v in rng.uniform(0, n, 2))
         p2 = tuple(int(v) for v in rng.uniform(0, n, 2))
@@ -382,7 +427,9 @@ def procedural_image(kind: str, *, size: int, rng: np.random.Generator) -> np.nd
     Deterministic for the rng state. ``kind`` is one of :data:`PROCEDURAL_KINDS`.
     """
     if kind not in _RENDERERS:
-        raise ConfigError(f"unknown procedural kind {kind!r}; choose from {', '.join(PROCEDURAL_KINDS)}")
+        raise ConfigError(
+            f"unknown procedural kind {kind!r}; choose from {', '.join(PROCEDURAL_KINDS)}"
+        )
     if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 16:
         raise ConfigError(f"procedural image size must be an integer >= 16, got {size!r}")
     return _to_uint8(_RENDERERS[kind](int(size), rng))
@@ -419,15 +466,19 @@ def _skimage_dir() -> Path:
     return Path(os.path.dirname(skimage.data.__file__))
 
 
-def _skimage_images(names: tuple[str, ...]) -> list[LoadedImage]:
+@functools.lru_cache(maxsize=2)
+def _skimage_images(names: tuple[str, ...]) -> tuple[LoadedImage, ...]:
+    """The photos, read once per process and shared (read-only) by every seed's set."""
     folder = _skimage_dir()
     out = []
     for fname in names:
         path = folder / fname
         if not path.is_file():  # some distributions trim skimage/data; use what is there
             continue
-        out.append(LoadedImage(name=f"skimage/{path.stem}", path=path, rgb=read_image(path)))
-    return out
+        rgb = read_image(path)
+        rgb.flags.writeable = False
+        out.append(LoadedImage(name=f"skimage/{path.stem}", path=path, rgb=rgb))
+    return tuple(out)
 
 
 def _procedural_set(split: str, seed: int, count: int) -> list[LoadedImage]:
@@ -450,7 +501,7 @@ def _procedural_set(split: str, seed: int, count: int) -> list[LoadedImage]:
 @functools.lru_cache(maxsize=8)
 def _build(split: str, seed: int, num_procedural: int) -> tuple[LoadedImage, ...]:
     photos = _skimage_images(SKIMAGE_TRAIN if split == "train" else SKIMAGE_VAL)
-    images = photos + _procedural_set(split, seed, num_procedural)
+    images = list(photos) + _procedural_set(split, seed, num_procedural)
     if not images:
         raise DataError(
             f"the embedded {split} set is empty: no scikit-image photos were found in "
@@ -459,6 +510,12 @@ def _build(split: str, seed: int, num_procedural: int) -> tuple[LoadedImage, ...
     for im in images:
         im.rgb.flags.writeable = False  # the cached copy must never change
     return tuple(images)
+
+
+def _clear_caches() -> None:
+    """Forget built sets (tests use it after swapping the skimage folder)."""
+    _build.cache_clear()
+    _skimage_images.cache_clear()
 
 
 def embedded_images(
@@ -481,5 +538,7 @@ def embedded_images(
         num_procedural = _DEFAULT_NUM_PROCEDURAL[split]
     if num_procedural < 0:
         raise ConfigError(f"num_procedural must be >= 0, got {num_procedural}")
+    if seed < 0:
+        raise ConfigError(f"seed must be >= 0, got {seed}")
     cached = _build(split, int(seed), int(num_procedural))
     return [LoadedImage(name=im.name, path=im.path, rgb=im.rgb.copy()) for im in cached]

@@ -272,7 +272,13 @@ def load_pairs(
         raise ConfigError(f"scale must be a positive integer, got {scale!r}")
     hr_root = _resolve_hr_folder(Path(hr_folder))
     if lr_folder is None:
-        paths = find_div2k(hr_root, scale=scale)
+        try:
+            paths = find_div2k(hr_root, scale=scale)
+        except DataError as exc:
+            raise DataError(
+                f"no lr_folder given and the LR images cannot be found from {hr_root}: {exc}; "
+                "pass lr_folder"
+            ) from exc
         if paths.lr_dir is None:
             raise DataError(
                 f"no pre-made LR folder for x{scale} beside {hr_root}; expected "

@@ -48,7 +48,11 @@ def make_pairs(images: Iterable[LoadedImage], *, scale: int) -> list[SRPair]:
     for img in images:
         hr = mod_crop(img.rgb, scale)
         if hr.shape[0] < scale or hr.shape[1] < scale:
-            warnings.warn(f"{img.name}: {img.rgb.shape[1]}x{img.rgb.shape[0]} is too small for x{scale}; skipped", DataWarning, stacklevel=2)
+            warnings.warn(
+                f"{img.name}: {img.rgb.shape[1]}x{img.rgb.shape[0]} is too small for x{scale}; skipped",
+                DataWarning,
+                stacklevel=2,
+            )
             continue
         lr = imresize(hr, 1.0 / scale)
         pairs.append(SRPair(img.name, hr, lr))
@@ -61,7 +65,12 @@ def as_loaded_images(data: Iterable[Any]) -> list[LoadedImage]:
     for i, item in enumerate(data):
         if isinstance(item, LoadedImage):
             out.append(item)
-        elif isinstance(item, np.ndarray) and item.ndim == 3 and item.shape[2] == 3 and item.dtype == np.uint8:
+        elif (
+            isinstance(item, np.ndarray)
+            and item.ndim == 3
+            and item.shape[2] == 3
+            and item.dtype == np.uint8
+        ):
             out.append(LoadedImage(name=f"image_{i:04d}", path=None, rgb=item))
         else:
             raise DataError(
@@ -90,7 +99,12 @@ class PatchSampler:
         augment: bool = True,
         seed: int = 0,
     ) -> None:
-        self.scale, self.lr_patch, self.batch_size, self.augment = scale, lr_patch, batch_size, augment
+        self.scale, self.lr_patch, self.batch_size, self.augment = (
+            scale,
+            lr_patch,
+            batch_size,
+            augment,
+        )
         self.lr: list[np.ndarray] = []
         self.hr: list[np.ndarray] = []
         for pair in pairs:
@@ -109,7 +123,10 @@ class PatchSampler:
                 f"no training image is large enough for an LR patch of {lr_patch}px at x{scale} "
                 f"(HR side >= {lr_patch * scale}px); use larger images or a smaller data.lr_patch."
             )
-        positions = np.array([(a.shape[0] - lr_patch + 1) * (a.shape[1] - lr_patch + 1) for a in self.lr], dtype=np.float64)
+        positions = np.array(
+            [(a.shape[0] - lr_patch + 1) * (a.shape[1] - lr_patch + 1) for a in self.lr],
+            dtype=np.float64,
+        )
         self.weights = positions / positions.sum()
         self.rng = np.random.default_rng(seed)
 
@@ -131,7 +148,9 @@ class PatchSampler:
                 lr_patch, hr_patch = _dihedral(lr_patch, k), _dihedral(hr_patch, k)
             lr_batch.append(lr_patch)
             hr_batch.append(hr_patch)
-        to_nchw = lambda b: torch.from_numpy(np.ascontiguousarray(np.stack(b).transpose(0, 3, 1, 2)))  # noqa: E731
+        to_nchw = lambda b: torch.from_numpy(
+            np.ascontiguousarray(np.stack(b).transpose(0, 3, 1, 2))
+        )  # noqa: E731
         return to_nchw(lr_batch), to_nchw(hr_batch)
 
     def state_dict(self) -> dict[str, Any]:

@@ -82,12 +82,16 @@ class EvalReport:
 
 def y_of(rgb_u8: np.ndarray) -> np.ndarray:
     """Y in [0,1] (float64) of a uint8 RGB image."""
-    return np.asarray(rgb_to_ycbcr(rgb_u8.astype(np.float64) / 255.0, y_only=True)).reshape(rgb_u8.shape[:2])
+    return np.asarray(rgb_to_ycbcr(rgb_u8.astype(np.float64) / 255.0, y_only=True)).reshape(
+        rgb_u8.shape[:2]
+    )
 
 
 def score(sr_y: np.ndarray, hr_y: np.ndarray, *, scale: int, name: str) -> ImageScore:
     kw = {"crop_border": scale, "test_y_channel": False, "data_range": 1.0}
-    return ImageScore(name, float(calculate_psnr(sr_y, hr_y, **kw)), float(calculate_ssim(sr_y, hr_y, **kw)))
+    return ImageScore(
+        name, float(calculate_psnr(sr_y, hr_y, **kw)), float(calculate_ssim(sr_y, hr_y, **kw))
+    )
 
 
 def bicubic_upscale(pair: SRPair, scale: int) -> np.ndarray:
@@ -142,9 +146,13 @@ def as_runner(model: Any, *, scale: int | None, color: str | None) -> BaseRunner
         scale = scale or getattr(model, "scale", None)
         color = color or ("y" if getattr(model, "num_channels", 1) == 1 else "rgb")
         if scale is None:
-            raise ConfigError("evaluating a torch module needs scale= (or a module with a .scale attribute).")
+            raise ConfigError(
+                "evaluating a torch module needs scale= (or a module with a .scale attribute)."
+            )
         return TorchRunner(model, scale=scale, color=color, name=type(model).__name__)
-    raise ConfigError(f"cannot evaluate a {type(model).__name__}; pass a runner, a torch module or 'bicubic'.")
+    raise ConfigError(
+        f"cannot evaluate a {type(model).__name__}; pass a runner, a torch module or 'bicubic'."
+    )
 
 
 def evaluate(
@@ -163,7 +171,9 @@ def evaluate(
     if not scale:
         raise ConfigError("evaluate needs the scale (scale=...) when the model does not carry one.")
     if runner is not None and runner.scale and runner.scale != scale:
-        raise ConfigError(f"the model upscales x{runner.scale} but scale={scale} was asked; evaluate it at x{runner.scale}.")
+        raise ConfigError(
+            f"the model upscales x{runner.scale} but scale={scale} was asked; evaluate it at x{runner.scale}."
+        )
     pairs = resolve_eval_data(data, scale=scale)
     if not pairs:
         raise DataError("the evaluation set is empty; pass a folder with at least one image.")
@@ -206,12 +216,16 @@ def write_report_json(report: EvalReport, path: str | Path, *, force: bool = Fal
 
     path = Path(path)
     if path.exists() and not force:
-        raise OutputExistsError(f"{path} already exists; pass --force to overwrite it or choose another --json path.")
+        raise OutputExistsError(
+            f"{path} already exists; pass --force to overwrite it or choose another --json path."
+        )
     atomic_write_bytes(path, (json.dumps(report.to_dict(), indent=2) + "\n").encode())
     return path
 
 
-def evaluate_pairs_y(predict: Callable[[np.ndarray], np.ndarray], pairs: Iterable[SRPair], *, scale: int, color: str) -> float:
+def evaluate_pairs_y(
+    predict: Callable[[np.ndarray], np.ndarray], pairs: Iterable[SRPair], *, scale: int, color: str
+) -> float:
     """Mean Y-PSNR of a bare ``predict(NCHW float) -> NCHW float`` (used for validation in training)."""
 
     class _Fn(BaseRunner):
@@ -223,5 +237,10 @@ def evaluate_pairs_y(predict: Callable[[np.ndarray], np.ndarray], pairs: Iterabl
     runner = _Fn("validation")
     runner.scale, runner.color = scale, color
     with runner:
-        psnrs = [score(super_resolve(runner, p.lr_rgb)[0], y_of(p.hr_rgb), scale=scale, name=p.name).psnr_y for p in pairs]
+        psnrs = [
+            score(
+                super_resolve(runner, p.lr_rgb)[0], y_of(p.hr_rgb), scale=scale, name=p.name
+            ).psnr_y
+            for p in pairs
+        ]
     return statistics.fmean(psnrs)

@@ -67,7 +67,9 @@ class BaseRunner:
     def infer(self, lr: np.ndarray) -> np.ndarray:
         """Run one batch; the time of the call is appended to ``inference_times`` (seconds)."""
         if not self.is_active:
-            raise EdgesrError(f"runner '{self.name}' is not active; use it as a context manager or call activate().")
+            raise EdgesrError(
+                f"runner '{self.name}' is not active; use it as a context manager or call activate()."
+            )
         lr = np.ascontiguousarray(lr, dtype=np.float32)
         if lr.ndim != 4 or lr.shape[1] != self.num_channels:
             raise ModelError(
@@ -79,7 +81,9 @@ class BaseRunner:
         self.inference_times.append(time.perf_counter() - start)
         expected = (lr.shape[0], lr.shape[1], lr.shape[2] * self.scale, lr.shape[3] * self.scale)
         if tuple(out.shape) != expected:
-            raise ModelError(f"runner '{self.name}' returned shape {tuple(out.shape)} for input {tuple(lr.shape)}; expected {expected} (scale x{self.scale}).")
+            raise ModelError(
+                f"runner '{self.name}' returned shape {tuple(out.shape)} for input {tuple(lr.shape)}; expected {expected} (scale x{self.scale})."
+            )
         return out
 
 
@@ -88,7 +92,9 @@ class TorchRunner(BaseRunner):
 
     backend = "torch"
 
-    def __init__(self, model: Any, *, scale: int, color: str, device: str = "cpu", name: str = "") -> None:
+    def __init__(
+        self, model: Any, *, scale: int, color: str, device: str = "cpu", name: str = ""
+    ) -> None:
         super().__init__(name)
         self.model, self.scale, self.color, self.device = model, scale, color, device
 
@@ -111,9 +117,20 @@ class OnnxRuntimeRunner(BaseRunner):
 
     backend = "onnxruntime"
 
-    def __init__(self, path: str | Path, *, threads: int | None = None, providers: list[str] | None = None, name: str = "") -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        threads: int | None = None,
+        providers: list[str] | None = None,
+        name: str = "",
+    ) -> None:
         super().__init__(name or Path(path).name)
-        self.path, self.threads, self.providers = Path(path), threads, providers or ["CPUExecutionProvider"]
+        self.path, self.threads, self.providers = (
+            Path(path),
+            threads,
+            providers or ["CPUExecutionProvider"],
+        )
         self.session: Any = None
 
     def activate_impl(self) -> None:
@@ -126,9 +143,13 @@ class OnnxRuntimeRunner(BaseRunner):
             opts.intra_op_num_threads = self.threads
             opts.inter_op_num_threads = 1
         try:
-            self.session = ort.InferenceSession(str(self.path), sess_options=opts, providers=self.providers)
+            self.session = ort.InferenceSession(
+                str(self.path), sess_options=opts, providers=self.providers
+            )
         except Exception as exc:  # ORT raises its own exception types for bad files
-            raise ModelError(f"{self.path} cannot be loaded by ONNX Runtime ({exc}); export it again with `edgesr export`.") from exc
+            raise ModelError(
+                f"{self.path} cannot be loaded by ONNX Runtime ({exc}); export it again with `edgesr export`."
+            ) from exc
         meta = self.session.get_modelmeta().custom_metadata_map
         try:
             self.scale = int(meta["edgesr.scale"])

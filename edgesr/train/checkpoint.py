@@ -44,7 +44,9 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _flatten_optimizer(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def _flatten_optimizer(
+    optimizer: torch.optim.Optimizer,
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Split an optimizer state_dict into tensors (for safetensors) and JSON-able rest."""
     sd = optimizer.state_dict()
     tensors: dict[str, torch.Tensor] = {}
@@ -125,14 +127,20 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     return found[-1] if found else None
 
 
-def load_checkpoint(path: Path, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+def load_checkpoint(
+    path: Path, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer
+) -> dict[str, Any]:
     """Restore model and optimizer in place; returns the JSON state (with ``step``)."""
     from safetensors.torch import load_file
 
     try:
         state = json.loads((path / STATE_FILE).read_text())
         model.load_state_dict(load_file(str(path / "model.safetensors")), strict=True)
-        optimizer.load_state_dict(_unflatten_optimizer(load_file(str(path / "optim.safetensors")), state.pop("optimizer")))
+        optimizer.load_state_dict(
+            _unflatten_optimizer(load_file(str(path / "optim.safetensors")), state.pop("optimizer"))
+        )
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
-        raise ModelError(f"checkpoint {path} cannot be restored ({exc}); delete it to resume from the one before.") from exc
+        raise ModelError(
+            f"checkpoint {path} cannot be restored ({exc}); delete it to resume from the one before."
+        ) from exc
     return state

@@ -24,12 +24,13 @@ import torch.nn.functional as F
 from edgesr import __version__
 from edgesr.errors import ConfigError, DataError, EdgesrError, OutputExistsError
 from edgesr.modelio import ModelInfo, atomic_write_bytes, build_from_recipe, save_model
-from edgesr.recipe import Recipe, dump_recipe
+from edgesr.recipe import BOOKKEEPING_KEYS, Recipe, dump_recipe
 from edgesr.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from edgesr.train.progress import Progress
 
-# Keys that may change between a run and its resumption: they do not change what is learned.
-RESUMABLE_CHANGES = {"train.steps", "train.val_every", "train.ckpt_every", "train.log_every", "train.keep_checkpoints", "train.threads"}
+# Keys that may change between a run and its resumption: they do not change what is learned
+# (a longer train.steps extends the run; the cosine schedule is stretched from there on).
+RESUMABLE_CHANGES = BOOKKEEPING_KEYS | {"train.steps"}
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,9 @@ def prepare_run_dir(run_dir: Path, recipe: Recipe, *, resume: bool, force: bool)
     if resume:
         ckpt = latest_checkpoint(run_dir)
         if ckpt is None:
-            raise ConfigError(f"nothing to resume in {run_dir}: no complete checkpoint there; drop --resume to start a new run.")
+            raise ConfigError(
+                f"nothing to resume in {run_dir}: no complete checkpoint there; drop --resume to start a new run."
+            )
         import yaml
 
         saved = yaml.safe_load((run_dir / "recipe.yaml").read_text())
@@ -153,10 +156,14 @@ def _load_train_images(data: Any, recipe: Recipe) -> tuple[list, str]:
         if str(source) == "embedded":
             from edgesr.data.embedded import EMBEDDED_DESCRIPTION, embedded_images
 
-            return embedded_images(split="train", seed=recipe.train.seed), f"embedded: {EMBEDDED_DESCRIPTION}"
+            return embedded_images(
+                split="train", seed=recipe.train.seed
+            ), f"embedded: {EMBEDDED_DESCRIPTION}"
         from edgesr.data.folders import load_hr_folder
 
-        return load_hr_folder(Path(source), min_size=recipe.data.min_size), str(Path(source).resolve())
+        return load_hr_folder(Path(source), min_size=recipe.data.min_size), str(
+            Path(source).resolve()
+        )
     return as_loaded_images(source), "in-memory images"
 
 
@@ -190,7 +197,9 @@ def train(
     world, rank = _dist_env()
     spec = recipe.train
     if recipe.data.batch_size % world:
-        raise ConfigError(f"data.batch_size {recipe.data.batch_size} must divide evenly over {world} processes.")
+        raise ConfigError(
+            f"data.batch_size {recipe.data.batch_size} must divide evenly over {world} processes."
+        )
     run_dir = Path(out)
     ckpt = None
     if rank == 0:
@@ -213,7 +222,13 @@ def train(
         augment=recipe.data.augment,
         seed=spec.seed * 1000 + rank,
     )
-    val_pairs = _load_val_pairs(recipe.data.val if isinstance(val, str) and val == "recipe" else val, recipe) if rank == 0 else []
+    val_pairs = (
+        _load_val_pairs(
+            recipe.data.val if isinstance(val, str) and val == "recipe" else val, recipe
+        )
+        if rank == 0
+        else []
+    )
 
     torch.manual_seed(spec.seed)
     net = build_from_recipe(recipe).to(device)
@@ -222,18 +237,26 @@ def train(
     start_step = 0
     if ckpt is not None:
         state = load_checkpoint(ckpt, model=net, optimizer=optimizer)
-        sampler.load_state_dict(state.pop("sampler")[str(rank)] if world > 1 else state.pop("sampler")["0"])
+        sampler.load_state_dict(
+            state.pop("sampler")[str(rank)] if world > 1 else state.pop("sampler")["0"]
+        )
         start_step = int(state.pop("step"))
         if state.get("data") != data_desc:
-            raise DataError(f"cannot resume {run_dir}: it trained on {state.get('data')!r}, not {data_desc!r}; pass the same --data.")
+            raise DataError(
+                f"cannot resume {run_dir}: it trained on {state.get('data')!r}, not {data_desc!r}; pass the same --data."
+            )
     model = net
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel
 
-        model = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+        model = DistributedDataParallel(
+            net, device_ids=[device.index] if device.type == "cuda" else None
+        )
 
     log_path = run_dir / "log.jsonl"
-    bar = Progress(total=spec.steps, start=start_step, stream=stream, enabled=progress and rank == 0)
+    bar = Progress(
+        total=spec.steps, start=start_step, stream=stream, enabled=progress and rank == 0
+    )
     t0 = time.perf_counter() - float(state.get("elapsed_s", 0.0))
     step = start_step
 
@@ -244,7 +267,12 @@ def train(
 
         net.eval()
         with torch.inference_mode():
-            psnr = evaluate_pairs_y(lambda x: net(torch.from_numpy(x).to(device)).cpu().numpy(), val_pairs, scale=recipe.model.scale, color=recipe.model.color)
+            psnr = evaluate_pairs_y(
+                lambda x: net(torch.from_numpy(x).to(device)).cpu().numpy(),
+                val_pairs,
+                scale=recipe.model.scale,
+                color=recipe.model.color,
+            )
         net.train()
         return psnr
 
@@ -284,10 +312,14 @@ def train(
             optimizer.step()
             value = float(loss.detach())
             if not math.isfinite(value):
-                raise EdgesrError(f"training diverged at step {step} (loss {value}); lower train.lr or set train.grad_clip, then resume from the last checkpoint.")
+                raise EdgesrError(
+                    f"training diverged at step {step} (loss {value}); lower train.lr or set train.grad_clip, then resume from the last checkpoint."
+                )
             running = value if step == start_step + 1 else 0.9 * running + 0.1 * value
             if step % spec.log_every == 0 or step == spec.steps:
-                log({"step": step, "loss": running, "lr": lr, "elapsed_s": time.perf_counter() - t0})
+                log(
+                    {"step": step, "loss": running, "lr": lr, "elapsed_s": time.perf_counter() - t0}
+                )
             if rank == 0 and step % spec.val_every == 0 and step != spec.steps:
                 state["val_psnr"] = validate()
                 log({"step": step, "val_psnr": state["val_psnr"]})
@@ -301,7 +333,9 @@ def train(
     except KeyboardInterrupt:
         if world == 1 and step > start_step:
             checkpoint()
-            raise EdgesrError(f"interrupted at step {step}; a checkpoint was saved. Continue with --resume --out {run_dir}.") from None
+            raise EdgesrError(
+                f"interrupted at step {step}; a checkpoint was saved. Continue with --resume --out {run_dir}."
+            ) from None
         raise
     finally:
         bar.close()
@@ -314,7 +348,13 @@ def train(
             net.cpu(),
             model_path,
             info,
-            extra={"steps": str(step), "train_data": data_desc, "val_psnr_y": "" if state["val_psnr"] is None else f"{state['val_psnr']:.4f}", "wall_time_s": f"{wall:.1f}", "world_size": str(world)},
+            extra={
+                "steps": str(step),
+                "train_data": data_desc,
+                "val_psnr_y": "" if state["val_psnr"] is None else f"{state['val_psnr']:.4f}",
+                "wall_time_s": f"{wall:.1f}",
+                "world_size": str(world),
+            },
         )
         summary = {
             "recipe": recipe.name,
@@ -328,9 +368,17 @@ def train(
             "torch_version": torch.__version__,
             "threads": torch.get_num_threads(),
         }
-        atomic_write_bytes(run_dir / "train_summary.json", (json.dumps(summary, indent=2) + "\n").encode())
+        atomic_write_bytes(
+            run_dir / "train_summary.json", (json.dumps(summary, indent=2) + "\n").encode()
+        )
     _barrier(world)
-    return TrainResult(run_dir=run_dir, model_path=model_path, steps=step, val_psnr=state["val_psnr"], wall_time_s=wall)
+    return TrainResult(
+        run_dir=run_dir,
+        model_path=model_path,
+        steps=step,
+        val_psnr=state["val_psnr"],
+        wall_time_s=wall,
+    )
 
 
 def _gather_sampler_states(sampler: Any, world: int) -> dict[str, Any]:

@@ -17,7 +17,9 @@ def _fmt_time(seconds: float) -> str:
 
 
 class Progress:
-    def __init__(self, *, total: int, start: int, stream: TextIO, enabled: bool = True, every_s: float = 10.0) -> None:
+    def __init__(
+        self, *, total: int, start: int, stream: TextIO, enabled: bool = True, every_s: float = 10.0
+    ) -> None:
         self.total, self.start, self.stream, self.enabled = total, start, stream, enabled
         self.tty = bool(getattr(stream, "isatty", lambda: False)())
         self.every_s = 0.2 if self.tty else every_s
