@@ -148,16 +148,17 @@ class PatchSampler:
                 lr_patch, hr_patch = _dihedral(lr_patch, k), _dihedral(hr_patch, k)
             lr_batch.append(lr_patch)
             hr_batch.append(hr_patch)
-        to_nchw = lambda b: torch.from_numpy(
-            np.ascontiguousarray(np.stack(b).transpose(0, 3, 1, 2))
-        )  # noqa: E731
-        return to_nchw(lr_batch), to_nchw(hr_batch)
+        return _to_nchw(lr_batch), _to_nchw(hr_batch)
 
     def state_dict(self) -> dict[str, Any]:
         return {"bit_generator": self.rng.bit_generator.state}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.rng.bit_generator.state = state["bit_generator"]
+
+
+def _to_nchw(patches: list[np.ndarray]) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(np.stack(patches).transpose(0, 3, 1, 2)))
 
 
 def _dihedral(a: np.ndarray, k: int) -> np.ndarray:
