@@ -8,6 +8,7 @@ measured alongside, on the same images, as the reference line.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import statistics
 from collections.abc import Callable, Iterable, Sequence
@@ -22,7 +23,7 @@ from edgesr.data.imresize import imresize
 from edgesr.data.pairs import SRPair, as_loaded_images, make_pairs, to_model_space
 from edgesr.errors import ConfigError, DataError
 from edgesr.metrics import calculate_psnr, calculate_ssim
-from edgesr.runtime.runners import BaseRunner, TorchRunner
+from edgesr.runtime.runners import BaseRunner, CallableRunner, TorchRunner
 
 
 @dataclass(frozen=True)
@@ -167,20 +168,21 @@ def evaluate(
 ) -> EvalReport:
     """Measure ``model`` (runner, torch module or ``"bicubic"``) on ``data`` with the standard protocol."""
     runner = as_runner(model, scale=scale, color=color)
-    scale = scale or (runner.scale if runner else None)
-    if not scale:
-        raise ConfigError("evaluate needs the scale (scale=...) when the model does not carry one.")
-    if runner is not None and runner.scale and runner.scale != scale:
-        raise ConfigError(
-            f"the model upscales x{runner.scale} but scale={scale} was asked; evaluate it at x{runner.scale}."
-        )
-    pairs = resolve_eval_data(data, scale=scale)
-    if not pairs:
-        raise DataError("the evaluation set is empty; pass a folder with at least one image.")
-    save = Path(save_dir) if save_dir else None
-    report = EvalReport(scale=scale, model=runner.name if runner else "bicubic", images=[])
-    ctx = runner if runner is not None else _Null()
-    with ctx:
+    # Activate first: an ONNX model's scale and colour come from its metadata.
+    with runner if runner is not None else contextlib.nullcontext():
+        if runner is not None and scale and runner.scale != scale:
+            raise ConfigError(
+                f"the model upscales x{runner.scale} but scale={scale} was asked; evaluate it at x{runner.scale}."
+            )
+        scale = scale or (runner.scale if runner else None)
+        if not scale:
+            raise ConfigError(
+                "evaluate needs the scale (scale=...) when the model does not carry one."
+            )
+        pairs = resolve_eval_data(data, scale=scale)
+        if not pairs:
+            raise DataError("the evaluation set is empty; pass a folder with at least one image.")
+        report = EvalReport(scale=scale, model=runner.name if runner else "bicubic", images=[])
         for pair in pairs:
             hr_y = y_of(pair.hr_rgb)
             bic_rgb = bicubic_upscale(pair, scale)
@@ -193,21 +195,13 @@ def evaluate(
             report.images.append(result)
             if bicubic:
                 report.bicubic_images.append(bic)
-            if save is not None:
+            if save_dir is not None:
                 from edgesr.data.io import write_image
 
-                write_image(save / f"{Path(pair.name).name}_x{scale}.png", sr_rgb)
+                write_image(Path(save_dir) / f"{Path(pair.name).name}_x{scale}.png", sr_rgb)
             if on_image is not None:
                 on_image(result)
     return report
-
-
-class _Null:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
 
 
 def write_report_json(report: EvalReport, path: str | Path, *, force: bool = False) -> Path:
@@ -226,21 +220,9 @@ def write_report_json(report: EvalReport, path: str | Path, *, force: bool = Fal
 def evaluate_pairs_y(
     predict: Callable[[np.ndarray], np.ndarray], pairs: Iterable[SRPair], *, scale: int, color: str
 ) -> float:
-    """Mean Y-PSNR of a bare ``predict(NCHW float) -> NCHW float`` (used for validation in training)."""
-
-    class _Fn(BaseRunner):
-        backend = "callable"
-
-        def infer_impl(self, lr: np.ndarray) -> np.ndarray:
-            return predict(lr)
-
-    runner = _Fn("validation")
-    runner.scale, runner.color = scale, color
-    with runner:
-        psnrs = [
-            score(
-                super_resolve(runner, p.lr_rgb)[0], y_of(p.hr_rgb), scale=scale, name=p.name
-            ).psnr_y
-            for p in pairs
-        ]
-    return statistics.fmean(psnrs)
+    """Mean Y-PSNR of a bare ``predict(NCHW float) -> NCHW float`` (validation during training)."""
+    with CallableRunner(predict, scale=scale, color=color, name="validation") as runner:
+        kw = {"crop_border": scale, "test_y_channel": False, "data_range": 1.0}
+        return statistics.fmean(
+            calculate_psnr(super_resolve(runner, p.lr_rgb)[0], y_of(p.hr_rgb), **kw) for p in pairs
+        )

@@ -109,6 +109,19 @@ class TorchRunner(BaseRunner):
         return out.float().cpu().numpy()
 
 
+class CallableRunner(BaseRunner):
+    """Any ``fn(NCHW float32) -> NCHW float32``, e.g. a net inside the training loop."""
+
+    backend = "callable"
+
+    def __init__(self, fn: Any, *, scale: int, color: str, name: str = "") -> None:
+        super().__init__(name)
+        self.fn, self.scale, self.color = fn, scale, color
+
+    def infer_impl(self, lr: np.ndarray) -> np.ndarray:
+        return np.asarray(self.fn(lr))
+
+
 ONNX_COLOR = {"y_bt601": "y", "rgb": "rgb"}
 
 
