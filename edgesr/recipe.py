@@ -26,6 +26,8 @@ from edgesr.errors import ConfigError
 
 SCHEMA_VERSION = 1
 
+TRAINING_SECTIONS = ("schema", "name", "description", "model", "data", "train")
+
 # Keys that change how a run is carried out or recorded, not what it learns: they are left out
 # of the recipe hash and may change when a run is resumed (train.steps may too).
 BOOKKEEPING_KEYS = frozenset(
@@ -116,12 +118,17 @@ class Recipe:
         out.pop("source", None)
         return out
 
+    def training_dict(self) -> dict[str, Any]:
+        """The sections the trained weights depend on (later stages have their own sections)."""
+        return {k: v for k, v in self.to_dict().items() if k in TRAINING_SECTIONS}
+
     def hash(self) -> str:
         """A short content hash of what the recipe trains, written into artifacts' metadata.
 
-        The ``BOOKKEEPING_KEYS`` (e.g. ``model.weights``, ``train.threads``) are left out.
+        Only ``TRAINING_SECTIONS`` count, less the ``BOOKKEEPING_KEYS`` (e.g. ``model.weights``,
+        ``train.threads``): weights stay matched to their recipe when compression settings change.
         """
-        content = self.to_dict()
+        content = self.training_dict()
         for key in BOOKKEEPING_KEYS:
             section, name = key.split(".")
             content[section].pop(name, None)

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from edgesr import __version__
 from edgesr.errors import ConfigError, DataError, EdgesrError, OutputExistsError
 from edgesr.modelio import ModelInfo, atomic_write_bytes, build_from_recipe, save_model
-from edgesr.recipe import BOOKKEEPING_KEYS, Recipe, dump_recipe
+from edgesr.recipe import BOOKKEEPING_KEYS, TRAINING_SECTIONS, Recipe, dump_recipe
 from edgesr.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from edgesr.train.progress import Progress
 
@@ -128,7 +128,10 @@ def prepare_run_dir(run_dir: Path, recipe: Recipe, *, resume: bool, force: bool)
         import yaml
 
         saved = yaml.safe_load((run_dir / "recipe.yaml").read_text())
-        changed = [k for k in _diff_recipes(saved, recipe.to_dict()) if k not in RESUMABLE_CHANGES]
+        saved = {k: v for k, v in saved.items() if k in TRAINING_SECTIONS}
+        changed = [
+            k for k in _diff_recipes(saved, recipe.training_dict()) if k not in RESUMABLE_CHANGES
+        ]
         if changed:
             raise ConfigError(
                 f"cannot resume {run_dir} with a different recipe ({', '.join(changed)} changed); "
