@@ -102,6 +102,33 @@ class TrainSpec:
 
 
 @dataclass(frozen=True)
+class CompressSpec:
+    """``edgesr compress``: prune -> distil -> INT8, each stage measured."""
+
+    # Fraction of hidden channels removed per layer (0 skips pruning and distillation).
+    prune_ratio: float = 0.5
+    prune_criterion: Literal["l1", "l2", "activation"] = "l1"
+    # Knowledge distillation of the pruned net against the FP32 teacher.
+    kd_steps: int = 2000
+    kd_lr: float = 5e-4
+    # Weight of the teacher-output loss; the rest goes to the HR target.
+    kd_alpha: float = 0.5
+    int8: bool = True
+    qat_steps: int = 600
+    qat_lr: float = 2e-5
+    # Named calibration set (see calibration/) or a folder of images.
+    calib: str = "embedded"
+    calib_images: int = 32
+    # Images the stage table is measured on: "embedded" (validation split) or a folder.
+    eval: str = "embedded"
+    # ORT CPU latency is measured at this LR frame size (H, W) with this many threads.
+    latency_size: tuple[int, ...] = (270, 480)
+    latency_threads: int = 2
+    latency_runs: int = 20
+    batch_size: int = 16
+
+
+@dataclass(frozen=True)
 class Recipe:
     schema: int
     name: str
@@ -109,6 +136,7 @@ class Recipe:
     description: str = ""
     data: DataSpec = field(default_factory=DataSpec)
     train: TrainSpec = field(default_factory=TrainSpec)
+    compress: CompressSpec = field(default_factory=CompressSpec)
     # Where the recipe was read from (not part of the YAML).
     source: str | None = field(default=None, compare=False)
 
@@ -244,6 +272,25 @@ def _check_semantics(recipe: Recipe, origin: str) -> None:
             recipe.train.schedule != "multistep" or bool(recipe.train.milestones),
             "train.schedule 'multistep' needs train.milestones",
         ),
+        (
+            0.0 <= recipe.compress.prune_ratio < 1.0,
+            "compress.prune_ratio must be in [0, 1) (0 disables pruning)",
+        ),
+        (0.0 <= recipe.compress.kd_alpha <= 1.0, "compress.kd_alpha must be in [0, 1]"),
+        (
+            recipe.compress.kd_steps >= 0 and recipe.compress.qat_steps >= 0,
+            "compress.kd_steps and compress.qat_steps must not be negative",
+        ),
+        (recipe.compress.calib_images >= 1, "compress.calib_images must be at least 1"),
+        (
+            len(recipe.compress.latency_size) == 2 and min(recipe.compress.latency_size) >= 8,
+            "compress.latency_size must be [height, width], each at least 8",
+        ),
+        (
+            recipe.compress.latency_threads >= 1 and recipe.compress.latency_runs >= 1,
+            "compress.latency_threads and compress.latency_runs must be at least 1",
+        ),
+        (recipe.compress.batch_size >= 1, "compress.batch_size must be at least 1"),
     ]
     for ok, message in checks:
         if not ok:
