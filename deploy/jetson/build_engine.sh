@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Build a TensorRT engine from an edgesr ONNX file with trtexec, on the device that will run it.
+#
+#   ./build_engine.sh --onnx espcn_x4.onnx [--engine espcn_x4.engine] [--precision typed]
+#                     [--channels 1] [--min 1x1x16x16 --opt 1x1x270x480 --max 1x1x270x480]
+#                     [--cache timing.cache] [--workspace 1024] [--fp32-layers a,b]
+#
+# --precision (default typed):
+#   typed     strongly typed: the ONNX decides every layer's precision. Use it for the Q/DQ INT8
+#             ONNX and for the *.fp16.onnx that `edgesr export --target tensorrt` writes (FP16
+#             with FP32 fallback for overflowing layers). TensorRT >= 10 (JetPack 6.1+).
+#   int8-qdq  a Q/DQ ONNX: strongly typed on TensorRT >= 10, --int8 on 8.x (JetPack 5/6.0).
+#   fp16      the FP32 ONNX with --fp16 (TensorRT 8.x-10.x; gone in 11). --fp32-layers pins the
+#             named ONNX nodes to FP32 (--precisionConstraints=obey).
+#   fp32      FP32 with TF32 off.
+# Shapes are for the input tensor `lr` (LR frames: 270x480 gives 1080p at x4); the defaults use
+# --channels (1 for Y models, 3 for RGB). The timing cache makes rebuilds fast; keep it per device.
+# `edgesr export --target tensorrt` also writes a build_engine.sh with the exact values for one
+# model; this one is the general tool.
+set -euo pipefail
+
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit "${1:-0}"; }
+
+ONNX="" ENGINE="" PRECISION="typed" CHANNELS=1 MIN="" OPT="" MAX="" CACHE="timing.cache"
+WORKSPACE=1024 FP32_LAYERS="" INPUT="lr"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --onnx) ONNX="$2"; shift 2 ;;
+    --engine) ENGINE="$2"; shift 2 ;;
+    --precision) PRECISION="$2"; shift 2 ;;
+    --channels) CHANNELS="$2"; shift 2 ;;
+    --min) MIN="$2"; shift 2 ;;
+    --opt) OPT="$2"; shift 2 ;;
+    --max) MAX="$2"; shift 2 ;;
+    --cache) CACHE="$2"; shift 2 ;;
+    --workspace) WORKSPACE="$2"; shift 2 ;;
+    --fp32-layers) FP32_LAYERS="$2"; shift 2 ;;
+    --input) INPUT="$2"; shift 2 ;;
+    -h|--help) usage 0 ;;
+    *) echo "unknown option: $1" >&2; usage 2 ;;
+  esac
+done
+[ -n "$ONNX" ] || { echo "--onnx is required" >&2; usage 2; }
+[ -f "$ONNX" ] || { echo "ONNX file $ONNX does not exist" >&2; exit 2; }
+ENGINE="${ENGINE:-${ONNX%.onnx}_${PRECISION}.engine}"
+MIN="${MIN:-1x${CHANNELS}x16x16}"
+OPT="${OPT:-1x${CHANNELS}x270x480}"
+MAX="${MAX:-$OPT}"
+
+TRTEXEC="${TRTEXEC:-$(command -v trtexec || echo /usr/src/tensorrt/bin/trtexec)}"
+if [ ! -x "$TRTEXEC" ]; then
+  echo "trtexec not found (PATH, /usr/src/tensorrt/bin/trtexec); install JetPack's TensorRT or set TRTEXEC" >&2
+  exit 1
+fi
+# trtexec prints "[TensorRT v100300]" (10.3.0) or "[TensorRT v8502]" (8.5.2) on every run.
+version="${TRT_VERSION:-$("$TRTEXEC" --help 2>&1 | sed -n 's/.*TensorRT v\([0-9][0-9]*\).*/\1/p' | head -n 1)}"
+version="${version:-100000}"
+if [ "$version" -ge 10000 ]; then major=$((version / 10000)); else major=$((version / 1000)); fi
+
+flags=()
+case "$PRECISION" in
+  typed|int8-qdq)
+    if [ "$major" -ge 10 ]; then
+      flags+=(--stronglyTyped)
+    elif [ "$PRECISION" = int8-qdq ]; then
+      flags+=(--int8)
+    else
+      echo "TensorRT $version has no strongly typed networks; use --precision fp16 or int8-qdq" >&2
+      exit 2
+    fi ;;
+  fp16)
+    if [ "$major" -ge 11 ]; then
+      echo "TensorRT $major removed --fp16; build the *.fp16.onnx with --precision typed" >&2
+      exit 2
+    fi
+    flags+=(--fp16)
+    if [ -n "$FP32_LAYERS" ]; then
+      spec="${FP32_LAYERS//,/:fp32,}:fp32"
+      flags+=(--precisionConstraints=obey "--layerPrecisions=$spec" "--layerOutputTypes=$spec")
+    fi ;;
+  fp32) flags+=(--noTF32); [ "$major" -ge 10 ] && flags+=(--stronglyTyped) ;;
+  *) echo "unknown --precision $PRECISION (typed, int8-qdq, fp16, fp32)" >&2; exit 2 ;;
+esac
+if [ "$version" -ge 8600 ]; then flags+=(--skipInference); else flags+=(--buildOnly); fi
+
+echo "TensorRT $version, $TRTEXEC"
+echo "building $ENGINE from $ONNX: $PRECISION, $INPUT min $MIN opt $OPT max $MAX"
+set -x
+"$TRTEXEC" --onnx="$ONNX" --saveEngine="$ENGINE" \
+  --minShapes="$INPUT:$MIN" --optShapes="$INPUT:$OPT" --maxShapes="$INPUT:$MAX" \
+  --memPoolSize="workspace:$WORKSPACE" --timingCacheFile="$CACHE" "${flags[@]}"
+set +x
+[ -s "$ENGINE" ] || { echo "trtexec reported success but $ENGINE is empty" >&2; exit 1; }
+echo "engine: $ENGINE ($(du -h "$ENGINE" | cut -f1)); time it with: $(dirname "$0")/time_engine.sh $ENGINE $OPT"

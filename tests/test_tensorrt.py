@@ -1,0 +1,726 @@
+"""TensorRT side of the export stage.
+
+* ONNX checks that need no TensorRT: what TensorRT rejects (asymmetric or int32 Q/DQ, weight
+  scales on the wrong axis) and warns about, optimization profiles, the trtexec scripts.
+* Real builds with a TensorRT-family builder: ``tensorrt`` where installed, else NVIDIA's
+  ``tensorrt-rtx`` wheel, whose ahead-of-time build needs no GPU
+  (``pip install tensorrt-rtx==1.7.1.116``). FP32, FP16 (with FP32 fallback) and INT8 Q/DQ
+  engines are built from exported models; these skip only when no builder is importable.
+* ``gpu``: running an engine needs an NVIDIA GPU with TensorRT and CUDA PyTorch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from onnx import numpy_helper
+from torch import nn
+
+from edgesr.archs import build_arch
+from edgesr.errors import ConfigError, DependencyError, ModelError, OutputExistsError
+from edgesr.export import (
+    build_engine,
+    check_onnx_model,
+    check_tensorrt_compat,
+    export_onnx,
+    frame_profile,
+    load_tensorrt,
+    lr_frame_size,
+    tensorrt_available,
+    write_trt_build_script,
+)
+from edgesr.export.onnx_export import load_onnx, verification_inputs
+from edgesr.export.tensorrt_build import Profile, normalize_profiles
+from edgesr.modelio import ModelInfo
+
+REPO = Path(__file__).resolve().parents[1]
+JETSON = REPO / "deploy" / "jetson"
+SLIM = {
+    "espcn": {"num_feat": 16, "num_feat2": 8, "act": "relu"},
+    "fsrcnn": {"d": 16, "s": 8, "m": 1},
+    "anchornet": {"num_feat": 8, "num_blocks": 1},
+}
+NO_BUILDER = (
+    "needs a TensorRT-family builder: `pip install tensorrt-rtx==1.7.1.116` builds engines "
+    "without a GPU (or install TensorRT)"
+)
+
+
+def export(tmp_path: Path, arch: str = "espcn", color: str = "y", name: str = "") -> Path:
+    torch.manual_seed(0)
+    info = ModelInfo(arch=arch, scale=4, color=color, params=SLIM[arch], recipe=f"{arch}_x4")
+    net = build_arch(arch, scale=4, num_channels=info.num_channels, **SLIM[arch])
+    path = tmp_path / f"{name or arch}.onnx"
+    export_onnx(net, path, info=info)
+    return path
+
+
+class _Calibration:
+    """onnxruntime CalibrationDataReader over real photo crops."""
+
+    def __init__(self, color: str = "y") -> None:
+        inputs, _ = verification_inputs(None, color)
+        self.items = iter([{"lr": x} for x in inputs])
+
+    def get_next(self):
+        return next(self.items, None)
+
+
+def ort_quantize(src: Path, dst: Path, *, tensorrt_ready: bool = True, color: str = "y") -> Path:
+    """Q/DQ INT8 with onnxruntime's quantizer; ``tensorrt_ready`` picks the settings TensorRT
+    needs (symmetric signed INT8, per-channel weights, float bias), else ORT's defaults."""
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    reader = type("Reader", (_Calibration, CalibrationDataReader), {})(color)
+    options = {}
+    if tensorrt_ready:
+        options = dict(
+            per_channel=True,
+            activation_type=QuantType.QInt8,
+            weight_type=QuantType.QInt8,
+            extra_options={
+                "ActivationSymmetric": True,
+                "WeightSymmetric": True,
+                "QuantizeBias": False,
+            },
+        )
+    quantize_static(str(src), str(dst), reader, quant_format=QuantFormat.QDQ, **options)
+    return dst
+
+
+def errors(issues) -> list[str]:
+    return [i.message for i in issues if i.severity == "error"]
+
+
+def warnings_of(issues) -> list[str]:
+    return [i.message for i in issues if i.severity == "warning"]
+
+
+@pytest.fixture(scope="module")
+def espcn(tmp_path_factory) -> Path:
+    return export(tmp_path_factory.mktemp("espcn"))
+
+
+@pytest.fixture(scope="module")
+def espcn_int8(tmp_path_factory, espcn) -> Path:
+    return ort_quantize(espcn, tmp_path_factory.mktemp("int8") / "espcn_int8.onnx")
+
+
+@pytest.fixture(scope="module")
+def trt():
+    """The first TensorRT-family module that can create a builder here (``tensorrt`` needs a
+    GPU for that; ``tensorrt_rtx`` does not)."""
+    for name in ("tensorrt", "tensorrt_rtx"):
+        try:
+            module = load_tensorrt(name)
+            if module.Builder(module.Logger(module.Logger.ERROR)) is not None:
+                return module
+        except Exception:
+            continue
+    pytest.skip(NO_BUILDER)
+
+
+def build(trt, onnx_path, engine_path, **kwargs):
+    return build_engine(onnx_path, engine_path, builder=trt.__name__, **kwargs)
+
+
+# --------------------------------------------------------------------------------------------
+# ONNX checks (no TensorRT needed)
+
+
+@pytest.mark.parametrize(("arch", "color"), [("espcn", "y"), ("fsrcnn", "y"), ("anchornet", "rgb")])
+def test_exported_models_are_tensorrt_ready(tmp_path, arch, color) -> None:
+    assert check_tensorrt_compat(export(tmp_path, arch, color)) == []
+
+
+def test_qdq_with_onnxruntime_defaults_is_rejected(tmp_path, espcn) -> None:
+    """onnxruntime's default static quantization: asymmetric activations and int32 biases,
+    both of which TensorRT's parser rejects (checked against the real parser below)."""
+    issues = check_tensorrt_compat(ort_quantize(espcn, tmp_path / "d.onnx", tensorrt_ready=False))
+    messages = " | ".join(errors(issues))
+    assert "non-zero zero point" in messages and "int32 DequantizeLinear" in messages
+
+
+def test_tensorrt_ready_qdq_passes(espcn_int8) -> None:
+    issues = check_tensorrt_compat(espcn_int8)
+    assert errors(issues) == []
+    # onnxruntime also quantizes the last conv's output: the SR image then has 256 levels.
+    assert any("256 levels" in m for m in warnings_of(issues))
+    proto = load_onnx(espcn_int8)
+    inits = {i.name: i for i in proto.graph.initializer}
+    weight_dq = [
+        n for n in proto.graph.node if n.op_type == "DequantizeLinear" and n.input[0] in inits
+    ]
+    assert weight_dq and all(
+        next(a.i for a in n.attribute if a.name == "axis") == 0 for n in weight_dq
+    )
+
+
+def requantize_weight(src: Path, dst: Path, consumer: str, axis: int, nth: int = 0) -> str:
+    """Re-quantize the ``nth`` ``consumer`` op's weights per channel on ``axis`` (symmetric INT8)."""
+    proto = load_onnx(src)
+    inits = {i.name: i for i in proto.graph.initializer}
+    uses = {i: n for n in proto.graph.node for i in n.input}
+    for node in proto.graph.node:
+        user = uses.get(node.output[0])
+        if node.op_type != "DequantizeLinear" or node.input[0] not in inits or user is None:
+            continue
+        if user.op_type != consumer or user.input[1] != node.output[0]:
+            continue
+        if nth:
+            nth -= 1
+            continue
+        q = numpy_helper.to_array(inits[node.input[0]]).astype(np.float32)
+        scale = numpy_helper.to_array(inits[node.input[1]]).astype(np.float32)
+        old = next((a.i for a in node.attribute if a.name == "axis"), 1)
+        shape = [1] * q.ndim
+        shape[old] = -1
+        w = q * (scale.reshape(shape) if scale.ndim else scale)
+        reduce = tuple(d for d in range(w.ndim) if d != axis)
+        new_scale = np.maximum(np.abs(w).max(axis=reduce) / 127, 1e-8).astype(np.float32)
+        shape = [1] * w.ndim
+        shape[axis] = -1
+        new_q = np.clip(np.round(w / new_scale.reshape(shape)), -127, 127).astype(np.int8)
+        inits[node.input[0]].CopyFrom(numpy_helper.from_array(new_q, node.input[0]))
+        inits[node.input[1]].CopyFrom(numpy_helper.from_array(new_scale, node.input[1]))
+        inits[node.input[2]].CopyFrom(
+            numpy_helper.from_array(np.zeros(new_scale.shape, np.int8), node.input[2])
+        )
+        for attr in [a for a in node.attribute if a.name == "axis"]:
+            node.attribute.remove(attr)
+        node.attribute.append(onnx.helper.make_attribute("axis", axis))
+        onnx.checker.check_model(proto, full_check=True)
+        onnx.save(proto, str(dst))
+        return node.name
+    raise AssertionError(f"no {consumer} weight DequantizeLinear in {src}")
+
+
+def test_weight_scales_on_the_wrong_axis(tmp_path, espcn_int8) -> None:
+    """Conv weights per channel on the input-channel axis: TensorRT-RTX still builds that (it
+    folds the weight DQ), but TensorRT cannot use its INT8 conv kernels, so it is an error."""
+    # conv2 (16 -> 8 channels): axis 1 holds 16 scales, a real per-channel layout.
+    bad = tmp_path / "axis1.onnx"
+    node = requantize_weight(espcn_int8, bad, "Conv", 1, nth=1)
+    issues = check_tensorrt_compat(bad)
+    assert [i.node for i in issues if i.severity == "error"] == [node]
+    assert "axis 0" in errors(issues)[0]
+
+
+def test_convtranspose_weight_axis(tmp_path) -> None:
+    """FSRCNN's ConvTranspose: onnxruntime quantizes its weights on axis 1 (its output
+    channels), which is right; axis 0 (input channels) is flagged."""
+    q = ort_quantize(export(tmp_path, "fsrcnn"), tmp_path / "f_int8.onnx")
+    assert errors(check_tensorrt_compat(q)) == []
+    bad = tmp_path / "f_axis0.onnx"
+    requantize_weight(q, bad, "ConvTranspose", 0)
+    assert any("axis 1" in m for m in errors(check_tensorrt_compat(bad)))
+
+
+def test_static_sizes_and_dcr_warn(tmp_path, espcn) -> None:
+    proto = load_onnx(espcn)
+    dims = proto.graph.input[0].type.tensor_type.shape.dim
+    dims[2].dim_value, dims[3].dim_value = 270, 480
+    for node in proto.graph.node:
+        if node.op_type == "DepthToSpace":
+            for a in node.attribute:
+                if a.name == "mode":
+                    a.s = b"DCR"
+    messages = " | ".join(warnings_of(check_tensorrt_compat(proto)))
+    assert "static H/W" in messages and "DCR" in messages
+
+
+def test_opset_and_nan_weights_are_errors(espcn) -> None:
+    proto = load_onnx(espcn)
+    proto.opset_import[0].version = 11
+    w = proto.graph.initializer[0]
+    arr = numpy_helper.to_array(w).copy()
+    arr.flat[0] = np.nan
+    w.CopyFrom(numpy_helper.from_array(arr, w.name))
+    messages = " | ".join(errors(check_tensorrt_compat(proto)))
+    assert "opset 11" in messages and "NaN" in messages
+
+
+# --------------------------------------------------------------------------------------------
+# Profiles and precision choice
+
+
+def test_default_profiles_cover_1080p() -> None:
+    assert lr_frame_size(1080, 1920, 4) == (270, 480)
+    assert lr_frame_size(1080, 1920, 3) == (360, 640)
+    (p,) = normalize_profiles(None, channels=1, scale=4)
+    assert p == Profile(min=(1, 1, 16, 16), opt=(1, 1, 270, 480), max=(1, 1, 270, 480))
+    (p,) = normalize_profiles(None, channels=3, scale=2)
+    assert p.opt == (1, 3, 540, 960)
+    two = normalize_profiles(
+        [(270, 480), ((1, 1, 8, 8), (2, 1, 64, 64), (4, 1, 128, 128))], channels=1, scale=4
+    )
+    assert two[0] == frame_profile(270, 480, channels=1) and two[1].max == (4, 1, 128, 128)
+    assert two[1].trtexec_args() == [
+        "--minShapes=lr:1x1x8x8",
+        "--optShapes=lr:2x1x64x64",
+        "--maxShapes=lr:4x1x128x128",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("spec", "match"),
+    [
+        ([((1, 3, 8, 8), (1, 3, 64, 64), (1, 3, 64, 64))], "channels"),
+        ([((1, 1, 64, 64), (1, 1, 8, 8), (1, 1, 64, 64))], "min <= opt <= max"),
+        ([(270,)], "frame size"),
+        ([], "at least one"),
+        ([(0, 480)], "positive"),
+    ],
+)
+def test_bad_profiles(spec, match) -> None:
+    with pytest.raises(ConfigError, match=match):
+        normalize_profiles(spec, channels=1, scale=4)
+
+
+def test_precision_must_fit_the_model(tmp_path, espcn, espcn_int8) -> None:
+    with pytest.raises(ConfigError, match="no Q/DQ"):
+        write_trt_build_script(espcn, tmp_path / "a", precision="int8-qdq")
+    with pytest.raises(ConfigError, match="int8-qdq"):
+        write_trt_build_script(espcn_int8, tmp_path / "b", precision="fp16")
+    with pytest.raises(ConfigError, match="precision"):
+        write_trt_build_script(espcn, tmp_path / "c", precision="best")
+
+
+# --------------------------------------------------------------------------------------------
+# trtexec scripts (no TensorRT needed)
+
+
+def test_build_scripts_fp16(tmp_path, espcn) -> None:
+    out = tmp_path / "device"
+    scripts = write_trt_build_script(espcn, out, profiles=[(270, 480)])
+    assert scripts.precision == "fp16" and scripts.engines == ["espcn_fp16.engine"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "build_engine.sh",
+        "espcn.fp16.onnx",
+        "espcn.onnx",
+        "time_engine.sh",
+    ]
+    half = check_onnx_model(out / "espcn.fp16.onnx")
+    assert half.precision == "fp16" and half.has_fp16 and half.scale == 4
+    build = (out / "build_engine.sh").read_text()
+    assert "--onnx=espcn.fp16.onnx --saveEngine=espcn_fp16.engine --minShapes=lr:1x1x16x16" in build
+    assert "--optShapes=lr:1x1x270x480 --maxShapes=lr:1x1x270x480" in build
+    assert "--stronglyTyped --skipInference" in build and "--timingCacheFile=timing.cache" in build
+    assert "--onnx=espcn.onnx" in build and "--fp16" in build  # the TensorRT 8.x branch
+    timing = (out / "time_engine.sh").read_text()
+    for flag in ("--useCudaGraph", "--noDataTransfers", "--percentile=50,90,99", "--exportTimes="):
+        assert flag in timing
+    for script in ("build_engine.sh", "time_engine.sh"):
+        path = out / script
+        assert path.stat().st_mode & stat.S_IXUSR
+        subprocess.run(["bash", "-n", str(path)], check=True)
+    assert "copy the folder" in scripts.message()
+    with pytest.raises(OutputExistsError):
+        write_trt_build_script(espcn, out)
+
+
+def test_build_scripts_int8_and_several_profiles(tmp_path, espcn_int8) -> None:
+    scripts = write_trt_build_script(
+        espcn_int8, tmp_path / "dev", profiles=[(270, 480), (180, 320)]
+    )
+    assert scripts.precision == "int8-qdq" and scripts.onnx_files == ["espcn_int8.onnx"]
+    assert scripts.engines == [
+        "espcn_int8_int8-qdq_270x480.engine",
+        "espcn_int8_int8-qdq_180x320.engine",
+    ]
+    build = Path(scripts.build_script).read_text()
+    assert build.count("--stronglyTyped") == 2 and "--int8" in build and "--fp16" not in build
+
+
+def test_scripts_need_no_tensorrt(tmp_path, espcn) -> None:
+    code = (
+        "import sys\n"
+        "from edgesr.export import write_trt_build_script\n"
+        f"write_trt_build_script({str(espcn)!r}, {str(tmp_path / 'x')!r}, precision='fp32')\n"
+        "bad = [m for m in ('tensorrt', 'tensorrt_rtx') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+
+
+STUB_TRTEXEC = r"""#!/usr/bin/env bash
+# Stands in for trtexec to record the command lines the scripts produce.
+echo "&&&& RUNNING TensorRT.trtexec [TensorRT v${STUB_VERSION}] # trtexec $*"
+printf '%s\n' "$@" >> "$STUB_LOG"
+for a in "$@"; do
+  case "$a" in
+    --saveEngine=*) echo engine > "${a#--saveEngine=}" ;;
+    --exportTimes=*) echo '[{"computeMs": 1.5, "latencyMs": 2.0}, {"computeMs": 2.5, "latencyMs": 3.0}]' > "${a#--exportTimes=}" ;;
+  esac
+done
+"""
+
+
+@pytest.fixture
+def stub_trtexec(tmp_path):
+    """A stand-in trtexec (this machine has none) that records its arguments; it checks the
+    command lines our scripts write against trtexec's documented flags, not TensorRT itself."""
+    stub = tmp_path / "bin" / "trtexec"
+    stub.parent.mkdir()
+    stub.write_text(STUB_TRTEXEC)
+    stub.chmod(0o755)
+    log = tmp_path / "trtexec_args.txt"
+
+    def run(script: Path, *args: str, version: str = "100300", cwd: Path | None = None):
+        env = {**os.environ, "TRTEXEC": str(stub), "STUB_LOG": str(log), "STUB_VERSION": version}
+        log.unlink(missing_ok=True)
+        proc = subprocess.run(
+            ["bash", str(script), *args], capture_output=True, text=True, env=env, cwd=cwd
+        )
+        return proc, (log.read_text().split("\n") if log.exists() else [])
+
+    return run
+
+
+def test_generated_build_script_branches(tmp_path, espcn, stub_trtexec) -> None:
+    out = tmp_path / "device"
+    write_trt_build_script(espcn, out, profiles=[(270, 480)])
+    proc, args = stub_trtexec(out / "build_engine.sh", version="100300")
+    assert proc.returncode == 0, proc.stderr
+    assert (
+        "--onnx=espcn.fp16.onnx" in args and "--stronglyTyped" in args and "--skipInference" in args
+    )
+    assert "--fp16" not in args and (out / "espcn_fp16.engine").is_file()
+    proc, args = stub_trtexec(out / "build_engine.sh", version="8502")  # JetPack 5
+    assert proc.returncode == 0, proc.stderr
+    assert "--onnx=espcn.onnx" in args and "--fp16" in args and "--buildOnly" in args
+    assert "--stronglyTyped" not in args
+    proc, args = stub_trtexec(out / "time_engine.sh")
+    assert proc.returncode == 0, proc.stderr
+    assert "--loadEngine=espcn_fp16.engine" in args and "--shapes=lr:1x1x270x480" in args
+
+
+def test_jetson_build_script(tmp_path, espcn, stub_trtexec) -> None:
+    script = JETSON / "build_engine.sh"
+    proc, args = stub_trtexec(script, "--onnx", str(espcn), "--engine", str(tmp_path / "e.engine"))
+    assert proc.returncode == 0, proc.stderr
+    assert "--stronglyTyped" in args and "--maxShapes=lr:1x1x270x480" in args
+    assert "--memPoolSize=workspace:1024" in args and "--timingCacheFile=timing.cache" in args
+    proc, args = stub_trtexec(
+        script,
+        "--onnx",
+        str(espcn),
+        "--precision",
+        "fp16",
+        "--fp32-layers",
+        "/conv1/Conv,/conv2/Conv",
+        "--engine",
+        str(tmp_path / "f.engine"),
+        version="100300",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "--fp16" in args and "--precisionConstraints=obey" in args
+    assert "--layerPrecisions=/conv1/Conv:fp32,/conv2/Conv:fp32" in args
+    proc, _ = stub_trtexec(script, "--onnx", str(espcn), "--precision", "fp16", version="110400")
+    assert proc.returncode == 2 and "removed --fp16" in proc.stderr
+    proc, _ = stub_trtexec(script, "--onnx", str(espcn), "--precision", "typed", version="8502")
+    assert proc.returncode == 2 and "no strongly typed" in proc.stderr
+    proc, _ = stub_trtexec(script, "--onnx", str(tmp_path / "missing.onnx"))
+    assert proc.returncode == 2
+
+
+def test_jetson_time_script(tmp_path, stub_trtexec) -> None:
+    engine = tmp_path / "m.engine"
+    engine.write_bytes(b"engine")
+    times = tmp_path / "t.json"
+    proc, args = stub_trtexec(
+        JETSON / "time_engine.sh", str(engine), "1x1x270x480", str(times), "--iterations=50"
+    )
+    assert proc.returncode == 0, proc.stderr
+    for flag in (
+        "--useCudaGraph",
+        "--noDataTransfers",
+        "--percentile=50,90,99",
+        f"--exportTimes={times}",
+        "--iterations=50",
+    ):
+        assert flag in args
+    assert "2 runs, GPU compute ms: p50" in proc.stdout
+
+
+def test_power_mode_script_refuses_off_jetson() -> None:
+    if Path("/etc/nv_tegra_release").exists():
+        pytest.skip("this is a Jetson")
+    proc = subprocess.run(
+        ["bash", str(JETSON / "set_power_mode.sh"), "0"], capture_output=True, text=True
+    )
+    assert proc.returncode == 3 and "not a Jetson" in proc.stderr
+
+
+def test_scripts_pass_shellcheck(tmp_path, espcn) -> None:
+    if shutil.which("shellcheck") is None:
+        pytest.skip("shellcheck not installed (apt-get install shellcheck)")
+    scripts = write_trt_build_script(espcn, tmp_path / "d", profiles=[(270, 480), (135, 240)])
+    files = [*JETSON.glob("*.sh"), Path(scripts.build_script), Path(scripts.time_script)]
+    proc = subprocess.run(["shellcheck", *map(str, files)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout
+
+
+# --------------------------------------------------------------------------------------------
+# Real builds with a TensorRT-family builder (tensorrt-rtx needs no GPU)
+
+
+def test_build_fp32_and_fp16_engines(tmp_path, trt, espcn) -> None:
+    for precision in ("fp32", "fp16"):
+        engine = tmp_path / f"espcn_{precision}.engine"
+        report = build(
+            trt,
+            espcn,
+            engine,
+            precision=precision,
+            profiles=[(270, 480), (90, 160)],
+            timing_cache=tmp_path / "tc.cache",
+        )
+        assert engine.stat().st_size == report.engine_size > 10_000
+        sidecar = json.loads((tmp_path / f"espcn_{precision}.engine.json").read_text())
+        assert sidecar["precision"] == precision and sidecar["builder"] == trt.__name__
+        assert sidecar["trt_version"] == trt.__version__ and sidecar["strongly_typed"]
+        assert [p["opt"] for p in sidecar["profiles"]] == [[1, 1, 270, 480], [1, 1, 90, 160]]
+        assert (
+            sidecar["build_time_s"] > 0
+            and sidecar["device"]
+            and sidecar["metadata"]["edgesr.scale"] == "4"
+        )
+        if trt.__name__ == "tensorrt_rtx":
+            assert sidecar["timing_cache"] is None and any(
+                "timing caches" in n for n in sidecar["notes"]
+            )
+    assert (tmp_path / "espcn_fp16.fp16.onnx").is_file()  # the strongly typed FP16 graph built
+
+
+def test_build_int8_qdq_engines(tmp_path, trt, espcn_int8) -> None:
+    report = build(trt, espcn_int8, tmp_path / "e.engine")  # auto: Q/DQ -> int8-qdq
+    assert report.precision == "int8-qdq" and report.strongly_typed
+    assert any("256 levels" in w for w in report.warnings)
+    fsrcnn = ort_quantize(export(tmp_path, "fsrcnn"), tmp_path / "f_int8.onnx")  # ConvTranspose
+    assert build(trt, fsrcnn, tmp_path / "f.engine").engine_size > 0
+    anchor = ort_quantize(
+        export(tmp_path, "anchornet", "rgb"), tmp_path / "a_int8.onnx", color="rgb"
+    )
+    assert build(trt, anchor, tmp_path / "a.engine", profiles=[(180, 320)]).engine_size > 0
+
+
+def parse_with(trt, path: Path) -> list[str]:
+    """Errors of TensorRT's own ONNX parser (no edgesr checks in between)."""
+    logger = trt.Logger(trt.Logger.ERROR)
+    flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+    network = trt.Builder(logger).create_network(flags)
+    parser = trt.OnnxParser(network, logger)
+    ok = parser.parse_from_file(str(path))
+    return [] if ok else [str(parser.get_error(i)) for i in range(parser.num_errors)]
+
+
+def test_check_agrees_with_tensorrt_parser(tmp_path, trt, espcn, espcn_int8) -> None:
+    """What check_tensorrt_compat calls errors, TensorRT's parser rejects too (and vice versa
+    for the good file): the ONNX check is not a guess."""
+    assert parse_with(trt, espcn_int8) == []
+    bad = ort_quantize(espcn, tmp_path / "defaults.onnx", tensorrt_ready=False)
+    assert parse_with(trt, bad)  # int32 bias DQ / non-zero zero point
+    with pytest.raises(ModelError, match="not TensorRT-ready"):
+        build(trt, bad, tmp_path / "bad.engine")
+    assert not (tmp_path / "bad.engine").exists()
+
+
+class HotNet(nn.Module):
+    """x2 net whose second conv's activations reach ~8e5: beyond FP16 (see test_export)."""
+
+    scale, num_channels = 2, 1
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.convs = nn.ModuleList(nn.Conv2d(c, 4, 3, padding=1) for c in (1, 4, 4))
+        self.up = nn.PixelShuffle(2)
+        with torch.no_grad():
+            for conv, value in zip(self.convs, (500.0, 5.0, 4e-8), strict=True):
+                conv.weight.fill_(value)
+                conv.bias.zero_()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.convs[0](x))
+        x = torch.relu(self.convs[1](x))
+        return self.up(self.convs[2](x))
+
+
+def test_fp16_engine_with_fp32_fallback(tmp_path, trt) -> None:
+    path = tmp_path / "hot.onnx"
+    export_onnx(HotNet(), path, info=ModelInfo(arch="hot", scale=2, color="y"))
+    report = build(trt, path, tmp_path / "hot.engine", precision="fp16")
+    assert report.fp32_nodes == ["/convs.1/Conv", "/Relu_1", "/convs.2/Conv"]
+    half = load_onnx(tmp_path / "hot.fp16.onnx")
+    assert (
+        json.loads({p.key: p.value for p in half.metadata_props}["edgesr.fp32_nodes"])
+        == report.fp32_nodes
+    )
+
+
+class UnshuffleNet(nn.Module):
+    scale, num_channels = 2, 1
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down, self.conv, self.up = (
+            nn.PixelUnshuffle(2),
+            nn.Conv2d(4, 16, 3, padding=1),
+            nn.PixelShuffle(4),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.up(self.conv(self.down(x)))
+
+
+def test_pixel_unshuffle_engine(tmp_path, trt) -> None:
+    path = tmp_path / "unshuffle.onnx"
+    export_onnx(
+        UnshuffleNet(),
+        path,
+        info=ModelInfo(arch="u", scale=2, color="y"),
+        verify_sizes=((96, 128), (50, 66)),
+    )
+    for precision in ("fp32", "fp16"):
+        report = build(
+            trt,
+            path,
+            tmp_path / f"u_{precision}.engine",
+            precision=precision,
+            profiles=[(540, 960)],
+        )
+        assert report.engine_size > 0
+
+
+def test_build_errors(tmp_path, trt, espcn) -> None:
+    engine = tmp_path / "e.engine"
+    engine.write_bytes(b"old")
+    with pytest.raises(OutputExistsError):
+        build(trt, espcn, engine)
+    assert engine.read_bytes() == b"old"
+    with pytest.raises(ConfigError, match="channels"):
+        build(
+            trt, espcn, tmp_path / "f.engine", profiles=[((1, 3, 8, 8), (1, 3, 8, 8), (1, 3, 8, 8))]
+        )
+    with pytest.raises(ConfigError, match="no Q/DQ"):
+        build(trt, espcn, tmp_path / "g.engine", precision="int8-qdq")
+    junk = tmp_path / "junk.onnx"
+    junk.write_text("not a model")
+    with pytest.raises(ModelError, match="not an ONNX model"):
+        build(trt, junk, tmp_path / "h.engine")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["e.engine", "junk.onnx"]
+
+
+def test_parser_failure_leaves_nothing(tmp_path, trt) -> None:
+    """A graph ONNX Runtime runs but TensorRT cannot parse (Unique): a ModelError naming the
+    node, and no engine, sidecar or FP16 graph left behind."""
+    from edgesr.export.onnx_export import set_edgesr_metadata
+
+    helper, tp = onnx.helper, onnx.TensorProto
+    nodes = [
+        helper.make_node("Unique", ["lr"], ["u"], name="unique"),
+        helper.make_node("ReduceMax", ["u"], ["m"], name="max", keepdims=0),
+        helper.make_node("Mul", ["m", "zero"], ["z"], name="times0"),
+        helper.make_node("Add", ["lr", "z"], ["x"], name="add"),
+        helper.make_node("Tile", ["x", "reps"], ["t"], name="tile"),
+        helper.make_node("DepthToSpace", ["t"], ["sr"], name="d2s", blocksize=2, mode="CRD"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "nearest_x2",
+        [helper.make_tensor_value_info("lr", tp.FLOAT, ["N", 1, "H", "W"])],
+        [helper.make_tensor_value_info("sr", tp.FLOAT, ["N", 1, "sH", "sW"])],
+        [
+            numpy_helper.from_array(np.array([1, 4, 1, 1], np.int64), "reps"),
+            numpy_helper.from_array(np.array(0.0, np.float32), "zero"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    set_edgesr_metadata(model, ModelInfo(arch="nearest", scale=2, color="y"), precision="fp32")
+    path = tmp_path / "nearest.onnx"
+    onnx.save(model, str(path))
+    assert any("Unique" in w for w in warnings_of(check_tensorrt_compat(path)))
+    with pytest.raises(ModelError, match="cannot parse"):
+        build(trt, path, tmp_path / "n.engine", precision="fp16")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["nearest.onnx"]
+
+
+def test_missing_builder_is_a_dependency_error(espcn, tmp_path) -> None:
+    if "tensorrt" in sys.modules or tensorrt_available() == "tensorrt":
+        pytest.skip("tensorrt is installed here")
+    with pytest.raises(DependencyError, match="pip install tensorrt"):
+        build_engine(espcn, tmp_path / "e.engine", builder="tensorrt")
+    assert not list(tmp_path.iterdir())
+
+
+# --------------------------------------------------------------------------------------------
+# Real GPU
+
+
+@pytest.fixture
+def cuda_tensorrt():
+    try:
+        import tensorrt
+    except ImportError:
+        pytest.skip("needs TensorRT (`tensorrt`) and an NVIDIA GPU")
+    if not torch.cuda.is_available():
+        pytest.skip("needs an NVIDIA GPU and CUDA PyTorch")
+    return tensorrt
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_engine_matches_onnxruntime_on_gpu(tmp_path, cuda_tensorrt, espcn, precision) -> None:
+    """Build on this GPU, run the engine on a real photo crop, compare with ONNX Runtime; the
+    timing cache is written (TensorRT, unlike TensorRT-RTX, uses it)."""
+    import onnxruntime as ort
+
+    trt = cuda_tensorrt
+    engine_path = tmp_path / "e.engine"
+    report = build_engine(
+        espcn,
+        engine_path,
+        precision=precision,
+        builder="tensorrt",
+        profiles=[(96, 128)],
+        timing_cache=tmp_path / "tc.cache",
+    )
+    assert (tmp_path / "tc.cache").stat().st_size > 0 and report.timing_cache
+    inputs, _ = verification_inputs(None, "y", ((96, 128),))
+    x = inputs[0]
+    want = ort.InferenceSession(str(espcn), providers=["CPUExecutionProvider"]).run(
+        None, {"lr": x}
+    )[0]
+    logger = trt.Logger(trt.Logger.ERROR)
+    engine = trt.Runtime(logger).deserialize_cuda_engine(engine_path.read_bytes())
+    context = engine.create_execution_context()
+    lr = torch.from_numpy(x).cuda()
+    sr = torch.empty(want.shape, dtype=torch.float32, device="cuda")
+    context.set_input_shape("lr", tuple(x.shape))
+    context.set_tensor_address("lr", lr.data_ptr())
+    context.set_tensor_address("sr", sr.data_ptr())
+    stream = torch.cuda.Stream()
+    assert context.execute_async_v3(stream.cuda_stream)
+    stream.synchronize()
+    got = sr.cpu().numpy()
+    mse = float(np.mean((got - want) ** 2))
+    assert np.isfinite(got).all() and (
+        mse == 0 or 10 * np.log10(1 / mse) > (60 if precision == "fp32" else 45)
+    )
