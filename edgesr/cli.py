@@ -176,6 +176,34 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _frame_size(text: str) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"'{text}' is not a frame size; write HEIGHTxWIDTH, e.g. 270x480"
+        ) from None
+    if h < 1 or w < 1:
+        raise argparse.ArgumentTypeError(f"'{text}': height and width must be positive")
+    return h, w
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from edgesr.export.stage import export
+    from edgesr.recipe import load_recipe
+
+    recipe = load_recipe(args.recipe, args.overrides)
+    out = Path(args.out) if args.out else Path("exports") / f"{recipe.name}-{args.target}"
+    result = export(
+        recipe, target=args.target, out=out, from_=args.from_, sizes=args.size, force=args.force
+    )
+    for message in result.messages:
+        print(message)
+    for path in result.files:
+        print(f"wrote {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="edgesr", description="Edge deployment toolkit for image super-resolution."
@@ -224,6 +252,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="CPU threads")
     p.add_argument("--force", action="store_true", help="overwrite an existing --json file")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("export", help="ONNX (verified against PyTorch) and TensorRT engines")
+    _add_recipe_args(p)
+    p.add_argument(
+        "--from",
+        dest="from_",
+        help="checkpoint, train/compress run directory or .onnx (default: the recipe's shipped weights)",
+    )
+    p.add_argument("--target", choices=("onnx", "onnxruntime-cpu", "tensorrt"), default="onnx")
+    p.add_argument(
+        "--size",
+        type=_frame_size,
+        action="append",
+        help="LR frame size HxW for TensorRT profiles (repeatable; default: the frame that upscales to 1080p)",
+    )
+    p.add_argument("--out", help="output folder (default: exports/<recipe>-<target>)")
+    p.add_argument("--force", action="store_true", help="replace an existing export in --out")
+    p.set_defaults(func=cmd_export)
     return parser
 
 
