@@ -2,7 +2,7 @@
 
 Errors from edgesr are printed as one line (no traceback) and mapped to exit codes:
 1 generic, 2 bad configuration/usage, 3 data, 4 model, 5 output exists, 6 missing package,
-130 interrupted.
+10 a budget line failed, 11 a required measurement is missing, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -270,6 +270,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output folder (default: exports/<recipe>-<target>)")
     p.add_argument("--force", action="store_true", help="replace an existing export in --out")
     p.set_defaults(func=cmd_export)
+
+    from edgesr.profile.cli_commands import add_check_parser, add_profile_parser, add_report_parser
+
+    add_profile_parser(sub)
+    add_check_parser(sub)
+    add_report_parser(sub)
     return parser
 
 

@@ -2,17 +2,19 @@
 
 Warm-up runs first (lazy initialisation, caches, CPU frequency ramp), then timed runs; the
 statistics are over the per-call wall times that ``BaseRunner.infer`` records. Quote the
-median: shared machines are noisy, and the mean is pulled by outliers.
+median: shared machines are noisy, and the mean is pulled by outliers. The loop and the
+statistics are the device profiler's (:mod:`edgesr.profile.minimal`), so a number taken on a
+Jetson with the minimal profiler means the same as one taken here.
 """
 
 from __future__ import annotations
 
-import statistics
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
+from edgesr.profile.minimal import PowerSampler, summarize_times, timed_loop
 from edgesr.runtime.runners import BaseRunner
 
 
@@ -27,27 +29,40 @@ class LatencyStats:
     mean_ms: float
     std_ms: float
     min_ms: float
+    max_ms: float = 0.0
 
     @property
     def fps(self) -> float:
+        """Frames per second at the median latency."""
         return 1000.0 * self.batch / self.p50_ms
 
+    @property
+    def throughput_fps(self) -> float:
+        """Sustained frames per second over the timed window (from the mean)."""
+        return 1000.0 * self.batch / self.mean_ms
+
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "size": list(self.size), "fps": self.fps}
+        return {
+            **asdict(self),
+            "size": list(self.size),
+            "fps": self.fps,
+            "throughput_fps": self.throughput_fps,
+        }
 
 
 def stats_from_times(times_s: list[float], *, size: tuple[int, int], batch: int) -> LatencyStats:
-    ms = np.asarray(times_s, dtype=np.float64) * 1000.0
+    s = summarize_times(times_s, batch=batch)
     return LatencyStats(
         size=size,
         batch=batch,
-        runs=len(ms),
-        p50_ms=float(np.percentile(ms, 50)),
-        p90_ms=float(np.percentile(ms, 90)),
-        p99_ms=float(np.percentile(ms, 99)),
-        mean_ms=float(ms.mean()),
-        std_ms=float(statistics.pstdev(ms)) if len(ms) > 1 else 0.0,
-        min_ms=float(ms.min()),
+        runs=int(s["runs"]),
+        p50_ms=s["p50_ms"],
+        p90_ms=s["p90_ms"],
+        p99_ms=s["p99_ms"],
+        mean_ms=s["mean_ms"],
+        std_ms=s["std_ms"],
+        min_ms=s["min_ms"],
+        max_ms=s["max_ms"],
     )
 
 
@@ -59,8 +74,15 @@ def time_runner(
     warmup: int = 3,
     runs: int = 20,
     seed: int = 0,
+    min_seconds: float = 0.0,
+    sampler: PowerSampler | None = None,
 ) -> LatencyStats:
-    """Time ``runner`` on LR frames of ``size`` (H, W); the runner is activated if needed."""
+    """Time ``runner`` on LR frames of ``size`` (H, W); the runner is activated if needed.
+
+    At least ``runs`` timed calls, continuing until ``min_seconds`` have passed (energy needs
+    a window long enough for the sensor). A ``sampler`` is started after the warm-up and
+    halted after the last timed call; read its ``result(frames)`` afterwards.
+    """
     was_active = runner.is_active
     runner.activate()
     try:
@@ -70,8 +92,9 @@ def time_runner(
         for _ in range(warmup):
             runner.infer(frame)
         runner.inference_times.clear()
-        for _ in range(runs):
-            runner.infer(frame)
+        timed_loop(
+            runner.infer, frame, warmup=0, runs=runs, min_seconds=min_seconds, sampler=sampler
+        )
         return stats_from_times(list(runner.inference_times), size=size, batch=batch)
     finally:
         if not was_active:
