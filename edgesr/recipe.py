@@ -107,7 +107,9 @@ class CompressSpec:
 
     # Fraction of hidden channels removed per layer (0 skips pruning and distillation).
     prune_ratio: float = 0.5
-    prune_criterion: Literal["l1", "l2", "activation"] = "l1"
+    # "activation" (mean |activation| x consumer weight, on training patches) ranks channels of
+    # trained nets far better than weight norms (ESPCN x4 at 50 %, before KD: 29.3 vs 7.5 dB).
+    prune_criterion: Literal["l1", "l2", "activation"] = "activation"
     # Knowledge distillation of the pruned net against the FP32 teacher.
     kd_steps: int = 2000
     kd_lr: float = 5e-4

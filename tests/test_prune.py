@@ -305,3 +305,38 @@ def test_bad_options_raise() -> None:
 def test_unknown_model_raises_naming_supported() -> None:
     with pytest.raises(ConfigError, match="AnchorNet, ESPCN, FSRCNN"):
         prune_channels(nn.Sequential(nn.Conv2d(1, 8, 3), nn.ReLU()), ratio=0.5)
+
+
+def test_bias_compensation_folds_constant_channels() -> None:
+    """Channels whose filters are zero but whose ReLU(bias) is a positive constant are dropped
+    by pruning; with compensation their constant is folded into the next bias, so the interior
+    of the output (away from zero padding) is unchanged; without it, it is not."""
+    from edgesr.archs import ESPCN
+    from edgesr.compress.prune import prune_channels
+
+    torch.manual_seed(0)
+    net = ESPCN(scale=2, num_channels=1, act="relu").eval()
+    with torch.no_grad():
+        # Make half of conv1's channels constant positive after ReLU and small to the criterion.
+        net.conv1.weight[32:] = 0.0
+        net.conv1.bias[32:] = 0.5
+        net.conv1.bias[:32] = 0.1
+        net.conv2.weight[:, 32:] *= 1e-3
+        # conv2's second half feeds nothing, so pruning it is exact and only conv1's link counts.
+        net.conv3.weight[:, 16:] = 0.0
+        net.conv3.weight[:, :16] = torch.randn_like(net.conv3.weight[:, :16]) * 0.1
+    x = torch.rand(2, 1, 20, 20)
+    batches = [x]
+    with torch.no_grad():
+        ref = net(x)
+        comp = prune_channels(
+            net, ratio=0.5, criterion="activation", data=batches, compensate=True
+        ).model(x)
+        plain = prune_channels(
+            net, ratio=0.5, criterion="activation", data=batches, compensate=False
+        ).model(x)
+    inner = (slice(None), slice(None), slice(8, -8), slice(8, -8))
+    err_comp = (comp - ref)[inner].abs().max().item()
+    err_plain = (plain - ref)[inner].abs().max().item()
+    assert err_comp < 1e-5, err_comp
+    assert err_plain > 100 * max(err_comp, 1e-7)
