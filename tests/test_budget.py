@@ -31,9 +31,9 @@ from edgesr.check.budget import (
     parse_allowances,
     read_results,
 )
+from edgesr.cli import main
 from edgesr.errors import ConfigError, DataError, EdgesrError, ModelError
 from edgesr.profile import minimal as core
-from edgesr.profile.cli_commands import main
 
 BASE: dict[str, Any] = {
     "schema": 1,
@@ -405,7 +405,7 @@ def test_check_compress_run_writes_check_json(tiny: Path, tmp_path: Path) -> Non
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
     """`check` in a subprocess: the real entry point, exit code and streams."""
     return subprocess.run(
-        [sys.executable, "-m", "edgesr.profile.cli_commands", "check", *args],
+        [sys.executable, "-m", "edgesr", "check", *args],
         capture_output=True,
         text=True,
         timeout=300,

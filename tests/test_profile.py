@@ -459,16 +459,16 @@ def test_minimal_errors_exit_codes(tiny: Path, args: list[str], code: int, needl
 
 def test_cli_profile_writes_json_and_refuses_to_overwrite(tiny: Path, tmp_path: Path) -> None:
     out = tmp_path / "p.json"
-    cli = ["-m", "edgesr.profile.cli_commands", "profile", "--model", str(tiny), "--size", "8x8"]
+    cli = ["-m", "edgesr", "profile", "--model", str(tiny), "--size", "8x8"]
     proc = run_module(*cli, "--runs", "3", "--power", "none", "--json", str(out))
     assert proc.returncode == 0, proc.stderr
     assert "latency ms: p50" in proc.stdout and "power:      not measured" in proc.stdout
     assert load_profile_json(out)["runs"] == 3
     again = run_module(*cli, "--json", str(out))
     assert again.returncode == 5 and "--force" in again.stderr
-    listing = run_module("-m", "edgesr.profile.cli_commands", "profile", "--list-probes")
+    listing = run_module("-m", "edgesr", "profile", "--list-probes")
     assert listing.returncode == 0 and "rapl" in listing.stdout
-    missing = run_module("-m", "edgesr.profile.cli_commands", "profile")
+    missing = run_module("-m", "edgesr", "profile")
     assert missing.returncode == 2 and "--model" in missing.stderr
     bad = run_module(*cli[:-4], "--model", str(tmp_path / "p.json"))
     assert bad.returncode == 2 and "Traceback" not in bad.stderr

@@ -25,8 +25,8 @@ from test_profile import export_tiny_onnx
 
 from edgesr.check.budget import check_compress_run, load_check_json
 from edgesr.check.report import build_report, detail_window, screenshot, write_report
+from edgesr.cli import main
 from edgesr.errors import ConfigError, OutputExistsError
-from edgesr.profile.cli_commands import main
 
 BUDGET = {
     "schema": 1,
@@ -304,7 +304,7 @@ def test_report_errors(tmp_path: Path, run_dir: Path) -> None:
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "edgesr.profile.cli_commands", "report", *args],
+        [sys.executable, "-m", "edgesr", "report", *args],
         capture_output=True,
         text=True,
         timeout=300,

@@ -12,12 +12,10 @@ measurement is missing (MeasurementMissing); usage/data/model errors keep edgesr
 from __future__ import annotations
 
 import argparse
-import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from edgesr.errors import ConfigError, EdgesrError, OutputExistsError
+from edgesr.errors import ConfigError, OutputExistsError
 
 
 def _refuse_existing(path: str | None, force: bool) -> None:
@@ -322,32 +320,3 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.screenshot:
         print(f"rendered {screenshot(out, args.screenshot)}")
     return 0
-
-
-# --------------------------------------------------------------------------------------------
-# Standalone entry point (the same error handling as edgesr.cli.main)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="edgesr", description="edgesr profile / check / report")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    add_profile_parser(sub)
-    add_check_parser(sub)
-    add_report_parser(sub)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except EdgesrError as exc:
-        print(f"edgesr {args.command}: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print(f"edgesr {args.command}: interrupted", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,289 @@
+/* ONNX Runtime backend through ORT's C API (CPU execution provider).
+ *
+ * Session options mirror edgesr.runtime.OnnxRuntimeRunner exactly (intra-op threads, inter-op
+ * 1, sequential execution, ORT_ENABLE_ALL), so outputs are bit-identical to ORT from Python. */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <onnxruntime_c_api.h>
+
+#include "internal.h"
+
+typedef struct ort_backend {
+  const OrtApi* api;
+  OrtEnv* env;
+  OrtSession* session;
+  OrtMemoryInfo* mem;
+  char* input_name;
+  char* output_name;
+  uint64_t* allocs;
+  /* The OrtValues wrapping the last call's buffers; rebuilt only when a pointer or shape
+   * changes, so a steady stream of same-size frames makes no ORT allocation of ours. */
+  OrtValue* in_value;
+  OrtValue* out_value;
+  const float* in_ptr;
+  float* out_ptr;
+  int64_t in_shape[4];
+  int64_t out_shape[4];
+} ort_backend;
+
+/* Turns an OrtStatus into our status + message; releases it. */
+static esr_status ort_fail(const OrtApi* api, OrtStatus* s, esr_status code, const char* what) {
+  esr_status st = esr__fail(code, "%s: %s", what, api->GetErrorMessage(s));
+  api->ReleaseStatus(s);
+  return st;
+}
+
+#define ORT_TRY(expr, code, what)                       \
+  do {                                                  \
+    OrtStatus* ort_status_ = (expr);                    \
+    if (ort_status_ != NULL) {                          \
+      st = ort_fail(b->api, ort_status_, (code), what); \
+      goto fail;                                        \
+    }                                                   \
+  } while (0)
+
+static void release_values(ort_backend* b) {
+  if (b->in_value) b->api->ReleaseValue(b->in_value);
+  if (b->out_value) b->api->ReleaseValue(b->out_value);
+  b->in_value = b->out_value = NULL;
+  b->in_ptr = NULL;
+  b->out_ptr = NULL;
+}
+
+static void ort_destroy(void* impl) {
+  ort_backend* b = (ort_backend*)impl;
+  if (b == NULL) return;
+  release_values(b);
+  free(b->input_name);
+  free(b->output_name);
+  if (b->mem) b->api->ReleaseMemoryInfo(b->mem);
+  if (b->session) b->api->ReleaseSession(b->session);
+  if (b->env) b->api->ReleaseEnv(b->env);
+  free(b);
+}
+
+static size_t shape_elems(const int64_t shape[4]) {
+  return (size_t)shape[0] * (size_t)shape[1] * (size_t)shape[2] * (size_t)shape[3];
+}
+
+static esr_status ort_run(void* impl, const float* in, const int64_t in_shape[4], float* out,
+                          const int64_t out_shape[4]) {
+  ort_backend* b = (ort_backend*)impl;
+  esr_status st = ESR_OK;
+  const char* in_names[1];
+  const char* out_names[1];
+  const OrtValue* inputs[1];
+  if (b->in_value == NULL || b->in_ptr != in || b->out_ptr != out ||
+      memcmp(b->in_shape, in_shape, sizeof b->in_shape) != 0 ||
+      memcmp(b->out_shape, out_shape, sizeof b->out_shape) != 0) {
+    release_values(b);
+    /* ORT only reads the input; the C API takes a non-const pointer for both directions. */
+    ORT_TRY(b->api->CreateTensorWithDataAsOrtValue(
+                b->mem, (void*)in, shape_elems(in_shape) * sizeof(float), in_shape, 4,
+                ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT, &b->in_value),
+            ESR_ERR_RUNTIME, "wrapping the input tensor");
+    ORT_TRY(b->api->CreateTensorWithDataAsOrtValue(
+                b->mem, out, shape_elems(out_shape) * sizeof(float), out_shape, 4,
+                ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT, &b->out_value),
+            ESR_ERR_RUNTIME, "wrapping the output tensor");
+    *b->allocs += 2;
+    b->in_ptr = in;
+    b->out_ptr = out;
+    memcpy(b->in_shape, in_shape, sizeof b->in_shape);
+    memcpy(b->out_shape, out_shape, sizeof b->out_shape);
+  }
+  in_names[0] = b->input_name;
+  out_names[0] = b->output_name;
+  inputs[0] = b->in_value;
+  /* A pre-allocated output makes ORT write straight into the caller's buffer; if the model's
+   * real output shape differs (metadata scale wrong for the graph) ORT reports an error. */
+  ORT_TRY(b->api->Run(b->session, NULL, in_names, inputs, 1, out_names, 1, &b->out_value),
+          ESR_ERR_RUNTIME, "ONNX Runtime failed to run the model");
+  return ESR_OK;
+fail:
+  release_values(b);
+  return st;
+}
+
+static const esr_backend_ops k_ort_ops = {"onnxruntime", ort_run, ort_destroy};
+
+static char* dup_and_free(const OrtApi* api, OrtAllocator* alloc, char* s) {
+  size_t n = strlen(s) + 1;
+  char* copy = (char*)malloc(n);
+  OrtStatus* status;
+  if (copy) memcpy(copy, s, n);
+  status = api->AllocatorFree(alloc, s);
+  if (status != NULL) api->ReleaseStatus(status);
+  return copy;
+}
+
+/* Reads one metadata_props value ("" → NULL) into a malloc'ed string. */
+static esr_status lookup_meta(ort_backend* b, OrtModelMetadata* md, OrtAllocator* alloc,
+                              const char* key, char** value) {
+  char* v = NULL;
+  OrtStatus* s = b->api->ModelMetadataLookupCustomMetadataMap(md, alloc, key, &v);
+  *value = NULL;
+  if (s != NULL) return ort_fail(b->api, s, ESR_ERR_MODEL_METADATA, "reading model metadata");
+  if (v == NULL) return ESR_OK;
+  *value = dup_and_free(b->api, alloc, v);
+  return *value ? ESR_OK : esr__fail(ESR_ERR_OUT_OF_MEMORY, "copying metadata");
+}
+
+/* Checks one model input or output: a float32 tensor of rank 4 whose channel dimension, if
+ * fixed, is `channels`. */
+static esr_status check_io(ort_backend* b, int is_input, size_t channels) {
+  OrtTypeInfo* ti = NULL;
+  const OrtTensorTypeAndShapeInfo* tsi = NULL;
+  enum ONNXType type;
+  ONNXTensorElementDataType elem;
+  size_t rank = 0;
+  int64_t dims[4];
+  esr_status st = ESR_OK;
+  const char* what = is_input ? "input" : "output";
+  ORT_TRY(is_input ? b->api->SessionGetInputTypeInfo(b->session, 0, &ti)
+                   : b->api->SessionGetOutputTypeInfo(b->session, 0, &ti),
+          ESR_ERR_MODEL_LOAD, "reading the model's signature");
+  ORT_TRY(b->api->GetOnnxTypeFromTypeInfo(ti, &type), ESR_ERR_MODEL_LOAD, "reading a type");
+  if (type != ONNX_TYPE_TENSOR) {
+    st = esr__fail(ESR_ERR_MODEL_MISMATCH, "the model's %s is not a tensor", what);
+    goto fail;
+  }
+  ORT_TRY(b->api->CastTypeInfoToTensorInfo(ti, &tsi), ESR_ERR_MODEL_LOAD, "reading a type");
+  ORT_TRY(b->api->GetTensorElementType(tsi, &elem), ESR_ERR_MODEL_LOAD, "reading a type");
+  ORT_TRY(b->api->GetDimensionsCount(tsi, &rank), ESR_ERR_MODEL_LOAD, "reading a shape");
+  if (elem != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT || rank != 4) {
+    st = esr__fail(ESR_ERR_MODEL_MISMATCH,
+                   "the model's %s must be float32 [N,C,H,W] (edgesr export writes that); got "
+                   "element type %d, rank %zu",
+                   what, (int)elem, rank);
+    goto fail;
+  }
+  ORT_TRY(b->api->GetDimensions(tsi, dims, 4), ESR_ERR_MODEL_LOAD, "reading a shape");
+  if (dims[1] > 0 && (size_t)dims[1] != channels) {
+    st = esr__fail(ESR_ERR_MODEL_METADATA,
+                   "the model's %s has %lld channels but edgesr.color says %zu", what,
+                   (long long)dims[1], channels);
+    goto fail;
+  }
+fail:
+  if (ti) b->api->ReleaseTypeInfo(ti);
+  return st;
+}
+
+esr_status esr__ort_create(const esr_model_source* src, const esr_options* opts, void** impl,
+                           const esr_backend_ops** ops, esr_model_meta* meta, uint64_t* allocs) {
+  const OrtApiBase* base = OrtGetApiBase();
+  OrtSessionOptions* so = NULL;
+  OrtModelMetadata* md = NULL;
+  OrtAllocator* alloc = NULL;
+  char* scale_text = NULL;
+  char* color_text = NULL;
+  char* name = NULL;
+  size_t n_in = 0, n_out = 0;
+  esr_status st = ESR_OK;
+  ort_backend* b;
+
+  if (src->path != NULL) {
+    struct stat sb;
+    if (stat(src->path, &sb) != 0) {
+      return esr__fail(ESR_ERR_MODEL_LOAD, "model file '%s' does not exist", src->path);
+    }
+    if (!S_ISREG(sb.st_mode)) {
+      return esr__fail(ESR_ERR_MODEL_LOAD, "model path '%s' is not a regular file", src->path);
+    }
+  }
+  b = (ort_backend*)calloc(1, sizeof *b);
+  if (b == NULL) return esr__fail(ESR_ERR_OUT_OF_MEMORY, "cannot allocate the ORT backend");
+  b->allocs = allocs;
+  ++*allocs;
+  /* Ask for the API version of the headers we compiled against; a newer runtime serves it. */
+  b->api = base->GetApi(ORT_API_VERSION);
+  if (b->api == NULL) {
+    free(b);
+    return esr__fail(ESR_ERR_BACKEND_UNAVAILABLE,
+                     "the ONNX Runtime library loaded (%s) does not serve C API version %d; use "
+                     "a runtime at least as new as the headers libedgesr was built with",
+                     base->GetVersionString(), ORT_API_VERSION);
+  }
+  /* ORT keeps one environment per process and reference-counts it, so one per engine is fine. */
+  ORT_TRY(b->api->CreateEnv(ORT_LOGGING_LEVEL_WARNING, "edgesr", &b->env),
+          ESR_ERR_BACKEND_UNAVAILABLE, "creating the ONNX Runtime environment");
+  ORT_TRY(b->api->CreateSessionOptions(&so), ESR_ERR_OUT_OF_MEMORY, "creating session options");
+  ORT_TRY(b->api->SetSessionGraphOptimizationLevel(so, ORT_ENABLE_ALL), ESR_ERR_RUNTIME,
+          "setting the optimisation level");
+  ORT_TRY(b->api->SetSessionExecutionMode(so, ORT_SEQUENTIAL), ESR_ERR_RUNTIME,
+          "setting sequential execution");
+  if (opts->num_threads > 0) {
+    ORT_TRY(b->api->SetIntraOpNumThreads(so, opts->num_threads), ESR_ERR_INVALID_ARGUMENT,
+            "setting intra-op threads");
+    ORT_TRY(b->api->SetInterOpNumThreads(so, 1), ESR_ERR_INVALID_ARGUMENT,
+            "setting inter-op threads");
+  }
+  if (src->path != NULL) {
+    ORT_TRY(b->api->CreateSession(b->env, src->path, so, &b->session), ESR_ERR_MODEL_LOAD,
+            "ONNX Runtime cannot load the model (corrupt, not ONNX, or unsupported)");
+  } else {
+    ORT_TRY(b->api->CreateSessionFromArray(b->env, src->data, src->size, so, &b->session),
+            ESR_ERR_MODEL_LOAD,
+            "ONNX Runtime cannot load the model (corrupt, not ONNX, or unsupported)");
+  }
+  ++*allocs;
+
+  ORT_TRY(b->api->GetAllocatorWithDefaultOptions(&alloc), ESR_ERR_RUNTIME, "getting allocator");
+  ORT_TRY(b->api->SessionGetModelMetadata(b->session, &md), ESR_ERR_MODEL_METADATA,
+          "reading model metadata");
+  if ((st = lookup_meta(b, md, alloc, "edgesr.scale", &scale_text)) != ESR_OK) goto fail;
+  if ((st = lookup_meta(b, md, alloc, "edgesr.color", &color_text)) != ESR_OK) goto fail;
+  if (scale_text == NULL || color_text == NULL) {
+    st = esr__fail(ESR_ERR_MODEL_METADATA,
+                   "the model has no edgesr metadata (%s missing); export it with `edgesr "
+                   "export` so its scale and colour convention are recorded",
+                   scale_text == NULL ? "edgesr.scale" : "edgesr.color");
+    goto fail;
+  }
+  if ((st = esr__parse_scale(scale_text, &meta->scale)) != ESR_OK) goto fail;
+  if ((st = esr__parse_color(color_text, &meta->color)) != ESR_OK) goto fail;
+
+  ORT_TRY(b->api->SessionGetInputCount(b->session, &n_in), ESR_ERR_MODEL_LOAD, "counting inputs");
+  ORT_TRY(b->api->SessionGetOutputCount(b->session, &n_out), ESR_ERR_MODEL_LOAD,
+          "counting outputs");
+  if (n_in != 1 || n_out != 1) {
+    st = esr__fail(ESR_ERR_MODEL_MISMATCH,
+                   "an edgesr model has one input and one output; this one has %zu and %zu", n_in,
+                   n_out);
+    goto fail;
+  }
+  if ((st = check_io(b, 1, meta->color == ESR_COLOR_RGB ? 3 : 1)) != ESR_OK) goto fail;
+  if ((st = check_io(b, 0, meta->color == ESR_COLOR_RGB ? 3 : 1)) != ESR_OK) goto fail;
+  ORT_TRY(b->api->SessionGetInputName(b->session, 0, alloc, &name), ESR_ERR_MODEL_LOAD,
+          "reading the input name");
+  b->input_name = dup_and_free(b->api, alloc, name);
+  ORT_TRY(b->api->SessionGetOutputName(b->session, 0, alloc, &name), ESR_ERR_MODEL_LOAD,
+          "reading the output name");
+  b->output_name = dup_and_free(b->api, alloc, name);
+  *allocs += 2;
+  if (b->input_name == NULL || b->output_name == NULL) {
+    st = esr__fail(ESR_ERR_OUT_OF_MEMORY, "copying tensor names");
+    goto fail;
+  }
+  ORT_TRY(b->api->CreateCpuMemoryInfo(OrtArenaAllocator, OrtMemTypeDefault, &b->mem),
+          ESR_ERR_RUNTIME, "creating CPU memory info");
+
+  free(scale_text);
+  free(color_text);
+  b->api->ReleaseModelMetadata(md);
+  b->api->ReleaseSessionOptions(so);
+  *impl = b;
+  *ops = &k_ort_ops;
+  return ESR_OK;
+
+fail:
+  free(scale_text);
+  free(color_text);
+  if (md) b->api->ReleaseModelMetadata(md);
+  if (so) b->api->ReleaseSessionOptions(so);
+  ort_destroy(b);
+  return st;
+}

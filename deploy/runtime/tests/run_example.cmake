@@ -1,0 +1,28 @@
+# ctest driver for edgesr_upscale: PGM, PPM and raw NV12 frames (written by
+# make_test_models.py) through the example; checks exit codes and output sizes.
+# Args: -DEXE=edgesr_upscale -DMODELS=<model dir> -DWORK=<scratch dir>
+file(MAKE_DIRECTORY "${WORK}")
+function(run_case name expected_bytes)
+  execute_process(COMMAND "${EXE}" ${ARGN} --frames 3 --warmup 1 --threads 1 --out "${WORK}/${name}"
+                  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  message(STATUS "${name}: ${out}${err}")
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "edgesr_upscale failed for ${name} (exit ${rc})")
+  endif()
+  file(SIZE "${WORK}/${name}" size)
+  if(NOT size EQUAL expected_bytes)
+    message(FATAL_ERROR "${name}: ${size} bytes, expected ${expected_bytes}")
+  endif()
+endfunction()
+# 20x12 at x2 -> 40x24.  PGM header "P5\n40 24\n255\n" = 13 bytes, PPM "P6\n40 24\n255\n" = 13.
+run_case(out.pgm 973 --model "${MODELS}/y_x2.onnx" --input "${MODELS}/in.pgm")
+run_case(out_y.ppm 2893 --model "${MODELS}/y_x2.onnx" --input "${MODELS}/in.ppm")
+run_case(out.yuv 1440 --model "${MODELS}/y_x2.onnx" --nv12 "${MODELS}/in.nv12" --size 20x12)
+# 20x12 at x3 -> 60x36 RGB: "P6\n60 36\n255\n" = 13 bytes + 6480.
+run_case(out_rgb.ppm 6493 --model "${MODELS}/rgb_x3.onnx" --input "${MODELS}/in.ppm")
+# A model without metadata must fail cleanly (exit 1, a message, no crash).
+execute_process(COMMAND "${EXE}" --model "${MODELS}/nometa.onnx" --synthetic 8x8
+                RESULT_VARIABLE rc ERROR_VARIABLE err)
+if(NOT rc EQUAL 1 OR NOT err MATCHES "edgesr metadata")
+  message(FATAL_ERROR "nometa.onnx: exit ${rc}, stderr: ${err}")
+endif()
