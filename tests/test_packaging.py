@@ -24,3 +24,13 @@ def test_recipes_found_from_checkout() -> None:
     from edgesr.recipe import available_recipes
 
     assert sorted(p.stem for p in (REPO / "recipes").glob("*.yaml")) == available_recipes()
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    """README's second fresh-machine command ends with the test command; CI must run it."""
+    readme = (REPO / "README.md").read_text()
+    commands = [line for line in readme.splitlines() if line.startswith("python3 -m venv")]
+    assert len(commands) >= 2, "README must open with the install+run and install+test commands"
+    test_command = commands[1].split("&&")[-1].strip()
+    assert test_command.startswith("python -m pytest")
+    assert test_command in (REPO / ".ci" / "run").read_text()
