@@ -204,6 +204,34 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compress(args: argparse.Namespace) -> int:
+    from edgesr.compress.pipeline import compress
+    from edgesr.recipe import load_recipe
+
+    recipe = load_recipe(args.recipe, args.overrides)
+    out = Path(args.out) if args.out else Path("runs") / f"{recipe.name}-compress"
+    result = compress(
+        recipe,
+        args.data,
+        out=out,
+        from_=args.from_,
+        calib=args.calib,
+        eval_data=args.eval,
+        budget=args.budget,
+        force=args.force,
+        log=lambda text: print(text, flush=True),
+    )
+    print()
+    print(result.table())
+    print(
+        f"\n{len(result.stages)} stages in {result.wall_time_s:.0f} s; manifest: {out / 'manifest.json'}"
+    )
+    if result.check is not None:
+        print(result.check_summary)
+        return result.check_exit_code
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="edgesr", description="Edge deployment toolkit for image super-resolution."
@@ -252,6 +280,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="CPU threads")
     p.add_argument("--force", action="store_true", help="overwrite an existing --json file")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser(
+        "compress", help="prune, distil and quantize a trained net; a measured stage table"
+    )
+    _add_recipe_args(p)
+    p.add_argument(
+        "--from",
+        dest="from_",
+        help="FP32 checkpoint or train run (default: the recipe's shipped weights; trains first if it has none)",
+    )
+    p.add_argument(
+        "--data",
+        help="images for distillation and QAT: a folder or 'embedded' (default: the recipe's data.train)",
+    )
+    p.add_argument(
+        "--calib",
+        help="calibration set: a name from calibration/ or a folder of images (default: compress.calib)",
+    )
+    p.add_argument(
+        "--eval",
+        help="images the stage table is measured on: a folder or 'embedded' (default: compress.eval)",
+    )
+    p.add_argument(
+        "--budget",
+        help="end with `edgesr check` of the final stage against this budget (name or YAML path)",
+    )
+    p.add_argument("--out", help="run directory (default: runs/<recipe>-compress)")
+    p.add_argument("--force", action="store_true", help="replace an existing run in --out")
+    p.set_defaults(func=cmd_compress)
 
     p = sub.add_parser("export", help="ONNX (verified against PyTorch) and TensorRT engines")
     _add_recipe_args(p)

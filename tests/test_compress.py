@@ -1,0 +1,217 @@
+"""`edgesr compress` end to end on a tiny net, and its bad-input paths."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from edgesr.data.embedded import procedural_image
+from edgesr.data.io import write_image
+from edgesr.errors import ConfigError, DataError, ModelError, OutputExistsError
+from edgesr.recipe import load_recipe
+from edgesr.train import train
+
+FAST = [
+    "compress.kd_steps=30",
+    "compress.qat_steps=10",
+    "compress.calib_images=4",
+    "compress.latency_runs=3",
+    "compress.latency_size=[48, 64]",
+    "compress.batch_size=4",
+    "data.lr_patch=12",
+]
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "edgesr", *args], capture_output=True, text=True, timeout=900
+    )
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("imgs")
+    rng = np.random.default_rng(5)
+    for i, kind in enumerate(["dead_leaves", "text", "grating", "texture"]):
+        write_image(folder / f"{kind}_{i}.png", procedural_image(kind, size=96, rng=rng))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory, images: Path) -> Path:
+    """A briefly trained ESPCN x2 (the teacher), trained with edgesr itself."""
+    out = tmp_path_factory.mktemp("teacher") / "run"
+    recipe = load_recipe(
+        "espcn_x2",
+        [
+            "data.lr_patch=12",
+            "data.batch_size=8",
+            "train.steps=40",
+            "train.threads=1",
+            "train.warmup_steps=0",
+        ],
+    )
+    train(recipe, str(images), out=out, val=None, progress=False)
+    return out
+
+
+def _flags(sets: list[str]) -> list[str]:
+    return [x for s in sets for x in ("--set", s)]
+
+
+@pytest.mark.parametrize(
+    "extra,code,needle",
+    [
+        (["--recipe", "espcn_x9"], ConfigError.exit_code, "unknown recipe"),
+        (
+            ["--recipe", "espcn_x2", "--from", "/nonexistent/run"],
+            ModelError.exit_code,
+            "does not exist",
+        ),
+        (
+            ["--recipe", "espcn_x2", "--set", "compress.prune_ratio=1.5"],
+            ConfigError.exit_code,
+            "prune_ratio must be in [0, 1)",
+        ),
+        (
+            ["--recipe", "espcn_x2", "--set", "compress.prune_ratio=-0.1"],
+            ConfigError.exit_code,
+            "prune_ratio must be in [0, 1)",
+        ),
+        (
+            ["--recipe", "espcn_x2", "--calib", "/nonexistent/calib"],
+            DataError.exit_code,
+            "/nonexistent/calib",
+        ),
+        (
+            ["--recipe", "espcn_x2", "--budget", "no-such-budget"],
+            ConfigError.exit_code,
+            "no-such-budget",
+        ),
+    ],
+)
+def test_bad_input_exits_cleanly_and_writes_nothing(
+    tmp_path: Path, trained: Path, extra: list[str], code: int, needle: str
+) -> None:
+    out = tmp_path / "out"
+    args = ["compress", *extra, "--out", str(out)]
+    if "--from" not in extra:
+        args += ["--from", str(trained)]
+    proc = run(*args)
+    assert proc.returncode == code, proc.stderr
+    assert needle in proc.stderr and "Traceback" not in proc.stderr
+    assert not out.exists()
+
+
+def test_empty_and_unreadable_calibration_folders(tmp_path: Path, trained: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    proc = run(
+        "compress",
+        "--recipe",
+        "espcn_x2",
+        "--from",
+        str(trained),
+        "--calib",
+        str(empty),
+        "--out",
+        str(tmp_path / "o1"),
+    )
+    assert proc.returncode == DataError.exit_code and str(empty) in proc.stderr
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "frame.png").write_bytes(b"not a png")
+    proc = run(
+        "compress",
+        "--recipe",
+        "espcn_x2",
+        "--from",
+        str(trained),
+        "--calib",
+        str(bad),
+        "--out",
+        str(tmp_path / "o2"),
+    )
+    assert proc.returncode == DataError.exit_code and "Traceback" not in proc.stderr
+    assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()
+
+
+@pytest.mark.slow
+def test_compress_end_to_end(tmp_path: Path, trained: Path, images: Path) -> None:
+    out = tmp_path / "compress"
+    proc = run(
+        "compress",
+        "--recipe",
+        "espcn_x2",
+        "--from",
+        str(trained),
+        "--data",
+        str(images),
+        "--eval",
+        str(images),
+        "--calib",
+        str(images),
+        "--out",
+        str(out),
+        *_flags(FAST),
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    manifest = json.loads((out / "manifest.json").read_text())
+    stages = {s["stage"]: s for s in manifest["stages"]}
+    assert list(stages) == ["fp32", "pruned", "distilled", "int8-ort", "int8-qdq"]
+    for s in stages.values():
+        assert (out / s["onnx"]).is_file() and np.isfinite(s["psnr_y"]) and s["latency_p50_ms"] > 0
+    assert stages["pruned"]["params"] < 0.5 * stages["fp32"]["params"]
+
+    def conv_out_channels(path: Path) -> list[int]:
+        model = onnx.load(str(path))
+        inits = {i.name: i for i in model.graph.initializer}
+        return [
+            inits[n.input[1]].dims[0]
+            for n in model.graph.node
+            if n.op_type == "Conv" and n.input[1] in inits
+        ]
+
+    assert conv_out_channels(out / stages["pruned"]["onnx"]) == [32, 16, 4]
+    assert conv_out_channels(out / stages["fp32"]["onnx"]) == [64, 32, 4]
+
+    from edgesr.compress.quantize import ort_graph_ops
+
+    ops = ort_graph_ops(out / stages["int8-ort"]["onnx"])
+    # ORT CPU runs the int8 convs as QLinearConv (the NHWC kernels are com.microsoft.QLinearConv).
+    assert sum(n for op, n in ops.items() if op.endswith("QLinearConv")) >= 3, ops
+    assert "Conv" not in ops, ops  # no conv left in float
+    qdq = onnx.load(str(out / stages["int8-qdq"]["onnx"]))
+    kinds = {n.op_type for n in qdq.graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= kinds
+    assert "| int8-ort |" in (out / "manifest.md").read_text()
+
+    # An existing run is never overwritten silently.
+    before = (out / "manifest.json").read_text()
+    again = run(
+        "compress", "--recipe", "espcn_x2", "--from", str(trained), "--out", str(out), *_flags(FAST)
+    )
+    assert again.returncode == OutputExistsError.exit_code and "--force" in again.stderr
+    assert (out / "manifest.json").read_text() == before
+
+    # The run feeds export: the ORT target takes the ORT-CPU INT8 stage.
+    exp = tmp_path / "export"
+    proc = run(
+        "export",
+        "--recipe",
+        "espcn_x2",
+        "--from",
+        str(out),
+        "--target",
+        "onnxruntime-cpu",
+        "--out",
+        str(exp),
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert (exp / "espcn_x2.int8-ort.onnx").is_file()
