@@ -171,7 +171,7 @@ def compress(
     from edgesr.compress.prune import prune_channels
     from edgesr.data.pairs import PatchSampler, make_pairs
     from edgesr.evaluate import evaluate, resolve_eval_data
-    from edgesr.train.loop import _load_train_images
+    from edgesr.train.loop import load_train_images
 
     spec = recipe.compress
     out = Path(out)
@@ -213,7 +213,6 @@ def compress(
         onnx_path: Path,
         weights: Path | None,
         model: nn.Module | None,
-        params_info: ModelInfo,
         t0: float,
         notes: str = "",
     ) -> StageResult:
@@ -278,7 +277,7 @@ def compress(
         recipe.hash(),
     )
     onnx_fp32, w_fp32 = export(teacher, "fp32", fp32_info)
-    measure("fp32", "any", onnx_fp32, w_fp32, teacher, fp32_info, t0, notes=source)
+    measure("fp32", "any", onnx_fp32, w_fp32, teacher, t0, notes=source)
 
     student, student_info = teacher, fp32_info
     need_sampler = (spec.prune_ratio > 0 and spec.kd_steps > 0) or (
@@ -286,7 +285,7 @@ def compress(
     )
     sampler = None
     if need_sampler:
-        images, _ = _load_train_images(data, recipe)
+        images, _ = load_train_images(data, recipe)
         sampler = PatchSampler(
             make_pairs(images, scale=info.scale),
             scale=info.scale,
@@ -321,7 +320,6 @@ def compress(
             onnx_p,
             w_p,
             pruned.model,
-            student_info,
             t0,
             notes=f"ratio {spec.prune_ratio} ({spec.prune_criterion}): {widths}",
         )
@@ -339,7 +337,6 @@ def compress(
                 onnx_d,
                 w_d,
                 student,
-                student_info,
                 t0,
                 notes=f"{spec.kd_steps} KD steps, alpha {spec.kd_alpha}",
             )
@@ -435,7 +432,6 @@ def _int8_stages(
         ort_path,
         None,
         student,
-        int8_info,
         t0,
         notes=note + "; QAT weights and ranges carried into ORT quantize_static (QLinearConv)",
     )
@@ -456,7 +452,6 @@ def _int8_stages(
         qdq_path,
         None,
         student,
-        int8_info,
         t0,
         notes=note + "; explicit Q/DQ for a strongly typed TensorRT build",
     )

@@ -150,7 +150,7 @@ def prepare_run_dir(run_dir: Path, recipe: Recipe, *, resume: bool, force: bool)
     return None
 
 
-def _load_train_images(data: Any, recipe: Recipe) -> tuple[list, str]:
+def load_train_images(data: Any, recipe: Recipe) -> tuple[list, str]:
     """Images to train on and a description of where they came from."""
     from edgesr.data.pairs import as_loaded_images
 
@@ -215,7 +215,7 @@ def train(
 
     from edgesr.data.pairs import PatchSampler, make_pairs
 
-    images, data_desc = _load_train_images(data, recipe)
+    images, data_desc = load_train_images(data, recipe)
     sampler = PatchSampler(
         make_pairs(images, scale=recipe.model.scale),
         scale=recipe.model.scale,
