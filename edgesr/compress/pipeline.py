@@ -415,9 +415,15 @@ def _int8_stages(
         note = f"NNCF PTQ on {len(calib)} frames"
         if spec.qat_steps > 0:
             qat_finetune(
-                q, teacher, sampler, steps=spec.qat_steps, lr=spec.qat_lr, alpha=spec.kd_alpha
+                q,
+                teacher,
+                sampler,
+                steps=spec.qat_steps,
+                lr=spec.qat_lr,
+                alpha=spec.qat_alpha,
+                loss="mse",
             )
-            note += f" + {spec.qat_steps} QAT steps (KD alpha {spec.kd_alpha})"
+            note += f" + {spec.qat_steps} QAT steps (KD alpha {spec.qat_alpha}, MSE)"
         return q, note
 
     t0 = time.perf_counter()

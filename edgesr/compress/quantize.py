@@ -138,7 +138,7 @@ def _export_onnx(
 
 
 def _copy_metadata(
-    src: str | os.PathLike, dst: str | os.PathLike, extra: Mapping[str, str] = {}
+    src: str | os.PathLike, dst: str | os.PathLike, extra: Mapping[str, str] | None = None
 ) -> None:
     import onnx
 
@@ -148,7 +148,7 @@ def _copy_metadata(
     proto = onnx.load(str(dst))
     props = {p.key: p.value for p in proto.metadata_props}
     props.update({k: v for k, v in src_props.items() if k.startswith("edgesr.")})
-    props.update(extra)
+    props.update(extra or {})
     del proto.metadata_props[:]
     for key, value in props.items():
         proto.metadata_props.add(key=key, value=value)
