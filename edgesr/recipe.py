@@ -121,6 +121,9 @@ class CompressSpec:
     qat_steps: int = 2000
     qat_lr: float = 3e-4
     qat_alpha: float = 1.0
+    # Mixed precision: keep the convs INT8 hurts most in float until the PTQ Y-PSNR drop on
+    # the validation images is within this many dB (None: every conv INT8).
+    int8_max_drop_db: float | None = None
     # Named calibration set (see calibration/) or a folder of images.
     calib: str = "embedded"
     calib_images: int = 32
@@ -288,6 +291,10 @@ def _check_semantics(recipe: Recipe, origin: str) -> None:
             "compress.kd_steps and compress.qat_steps must not be negative",
         ),
         (recipe.compress.calib_images >= 1, "compress.calib_images must be at least 1"),
+        (
+            recipe.compress.int8_max_drop_db is None or recipe.compress.int8_max_drop_db >= 0,
+            "compress.int8_max_drop_db must be >= 0 dB, or null for all-INT8",
+        ),
         (
             len(recipe.compress.latency_size) == 2 and min(recipe.compress.latency_size) >= 8,
             "compress.latency_size must be [height, width], each at least 8",

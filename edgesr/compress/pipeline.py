@@ -294,6 +294,8 @@ def compress(
             batch_size=spec.batch_size,
             augment=recipe.data.augment,
             seed=recipe.train.seed + 17,
+            degradation=recipe.data.degradation,
+            camera=recipe.data.camera,
         )
 
     # Pruned + distilled --------------------------------------------------------------------
@@ -342,6 +344,7 @@ def compress(
             )
 
     # INT8 ------------------------------------------------------------------------------------
+    mixed_report: dict[str, Any] = {}
     if spec.int8:
         _int8_stages(
             recipe,
@@ -353,6 +356,7 @@ def compress(
             out=out,
             measure=measure,
             log=log,
+            mixed_report=mixed_report,
         )
 
     result.wall_time_s = time.perf_counter() - t_start
@@ -371,6 +375,7 @@ def compress(
         },
         "bicubic": result.bicubic,
         "stages": [asdict(s) for s in result.stages],
+        **({"mixed_precision": mixed_report} if mixed_report else {}),
         "wall_time_s": result.wall_time_s,
         "torch_version": torch.__version__,
         "python": sys.version.split()[0],
@@ -397,6 +402,7 @@ def _int8_stages(
     out: Path,
     measure: Callable[..., StageResult],
     log: Callable[[str], None] | None,
+    mixed_report: dict[str, Any],
 ) -> None:
     """INT8 per target: NNCF PTQ -> QAT with distillation -> ORT-CPU model and TensorRT Q/DQ.
 
@@ -410,9 +416,34 @@ def _int8_stages(
     base = info.params
     int8_info = ModelInfo(info.arch, info.scale, info.color, base, recipe.name, recipe.hash())
 
+    float_layers: tuple[str, ...] = ()
+    if spec.int8_max_drop_db is not None:
+        from edgesr.compress.mixed import select_float_layers
+        from edgesr.evaluate import resolve_eval_data
+
+        # Chosen on the recipe's validation images, never on the set the table reports.
+        val = recipe.data.val or "embedded"
+        mixed = select_float_layers(
+            student,
+            calib,
+            resolve_eval_data(val, scale=info.scale),
+            max_drop_db=spec.int8_max_drop_db,
+            log=log,
+        )
+        float_layers = mixed.float_layers
+        mixed_report.update(mixed.to_dict(), validation=str(val))
+        if not mixed.met:
+            _say(
+                log,
+                f"  mixed precision: the {spec.int8_max_drop_db} dB limit is not met even with "
+                f"{len(float_layers)} float convs (PTQ drop {mixed.drop_db:.3f} dB); QAT follows",
+            )
+
     def quantized(signed: bool) -> tuple[nn.Module, str]:
-        q = ptq_nncf(student, calib, signed_activations=signed)
+        q = ptq_nncf(student, calib, signed_activations=signed, float_layers=float_layers)
         note = f"NNCF PTQ on {len(calib)} frames"
+        if float_layers:
+            note += f" (float convs: {', '.join(float_layers)})"
         if spec.qat_steps > 0:
             qat_finetune(
                 q,

@@ -174,12 +174,13 @@ def ort_graph_ops(
     }
     if level not in levels:
         raise ConfigError(f"level must be one of {sorted(levels)}, got {level!r}.")
+    from edgesr.runtime.runners import ort_session_options
+
     with tempfile.TemporaryDirectory(prefix="edgesr-ortopt-") as tmp:
         out = Path(tmp) / "optimized.onnx"
-        opts = ort.SessionOptions()
+        opts = ort_session_options(threads)
         opts.graph_optimization_level = levels[level]
         opts.optimized_model_filepath = str(out)
-        opts.intra_op_num_threads = threads
         opts.log_severity_level = 3  # the "hardware specific optimizations" notice is expected
         try:
             ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
@@ -209,6 +210,7 @@ def ptq_nncf(
     input_range: tuple[float, float] | None = (0.0, 1.0),
     signed_activations: bool = False,
     quantize_output: bool = False,
+    float_layers: Sequence[str] = (),
 ) -> nn.Module:
     """Post-training INT8 quantization of the deployable net with ``nncf.quantize``.
 
@@ -243,6 +245,8 @@ def ptq_nncf(
         signed_activations: force int8 (signed, zero point 0) activations; TensorRT accepts
             only those. Costs one bit of resolution after ReLU (0.07 dB before QAT).
         quantize_output: also quantize the input of PixelShuffle.
+        float_layers: module paths of convs (``"tail"``, ``"body.4"``) left in float: mixed
+            precision, see :func:`edgesr.compress.mixed.select_float_layers`.
 
     Returns the NNCF-wrapped torch module (fake-quantized; trainable for QAT).
     """
@@ -278,11 +282,16 @@ def ptq_nncf(
         "disable_bias_correction": not bias_correction,
         "activations_range_estimator_params": estimators[range_estimator],
     }
+    net = _deployable(model)
+    ignored_names = _conv_op_names(net, float_layers)
+    ignored_types = [] if quantize_output else ["pixel_shuffle"]
     ignored = (
-        None if quantize_output else nncf.IgnoredScope(types=["pixel_shuffle"], validate=False)
+        nncf.IgnoredScope(names=ignored_names, types=ignored_types, validate=False)
+        if ignored_names or ignored_types
+        else None
     )
     qmodel = nncf.quantize(
-        _deployable(model),
+        net,
         nncf.Dataset(frames, _as_tensor),
         preset=presets[preset],
         target_device=devices[str(target_device).upper()],
@@ -300,12 +309,29 @@ def ptq_nncf(
     return qmodel
 
 
+def conv_layers(model: nn.Module) -> list[str]:
+    """Module paths of the convs of the deployable net, in execution order of definition."""
+    return [n for n, m in _deployable(model).named_modules() if isinstance(m, nn.Conv2d)]
+
+
+def _conv_op_names(net: nn.Module, paths: Sequence[str]) -> list[str]:
+    """NNCF 3.4 op names (``body/2/conv2d/0``) of the convs at module ``paths`` of ``net``."""
+    if isinstance(paths, str):
+        raise ConfigError(f"float_layers must be a list of module paths, got the string {paths!r}.")
+    valid = [n for n, m in net.named_modules() if isinstance(m, nn.Conv2d)]
+    unknown = [p for p in paths if p not in valid]
+    if unknown:
+        raise ConfigError(
+            f"float_layers {unknown} are not convs of this net; valid: {', '.join(valid)}."
+        )
+    return [f"{p.replace('.', '/')}/conv2d/0" for p in paths]
+
+
 def _force_signed_activations(qmodel: nn.Module) -> None:
     from nncf.torch.quantization.layers import SymmetricQuantizer
 
     for name, q in _quantizers(qmodel).items():
-        kind, _, port = _hook_parts(name)
-        if kind == "pre_hooks" and port == 1:
+        if _is_weight_hook(name):
             continue  # weights are signed already
         if not isinstance(q, SymmetricQuantizer):
             raise ConfigError(
@@ -539,11 +565,17 @@ def _weight_quantizers(qmodel: nn.Module) -> dict[str, nn.Module]:
     """Module path ("conv1", "body.0") -> the quantizer of its conv weight (port 1)."""
     out = {}
     for name, q in _quantizers(qmodel).items():
-        kind, op, port = _hook_parts(name)
-        if kind == "pre_hooks" and port == 1:
+        if _is_weight_hook(name):
             # NNCF names an op <module path with "/">/<function>/<call index>.
-            out[".".join(op.split("/")[:-2])] = q
+            out[".".join(_hook_parts(name)[1].split("/")[:-2])] = q
     return out
+
+
+def _is_weight_hook(name: str) -> bool:
+    """A quantizer on a conv's weight (port 1 of conv2d; port 1 of e.g. cat is an activation)."""
+    kind, op, port = _hook_parts(name)
+    parts = op.split("/")
+    return kind == "pre_hooks" and port == 1 and len(parts) >= 3 and parts[-2] == "conv2d"
 
 
 @torch.no_grad()
@@ -587,11 +619,7 @@ def _trace_quantizer_sites(
     is the conv's input) or follows (its input is the conv's output), without relying on
     NNCF's internal graph API.
     """
-    quantizers = {
-        n: q
-        for n, q in _quantizers(qmodel).items()
-        if not (_hook_parts(n)[0] == "pre_hooks" and _hook_parts(n)[2] == 1)
-    }
+    quantizers = {n: q for n, q in _quantizers(qmodel).items() if not _is_weight_hook(n)}
     q_sites: list[dict] = []
     convs: list[dict] = []
     handles = []
@@ -930,6 +958,7 @@ def quantize_ort_static(
     im2col_first_conv: bool = True,
     reduce_range: bool = False,
     preprocess: bool = True,
+    exclude_nodes: Sequence[str] = (),
 ) -> Path:
     """ORT-CPU INT8: ``quantize_static`` in QDQ format, u8 activations and s8 weights.
 
@@ -956,6 +985,8 @@ def quantize_ort_static(
         im2col_first_conv: run the first conv of a 1-3 channel input as taps + 1x1 conv
             (:func:`_im2col_first_conv`; same result, about 6x faster on ORT's int8 kernels).
         preprocess: run ORT's ``quant_pre_process`` (shape inference + graph cleanup) first.
+        exclude_nodes: ONNX node names left in float (mixed precision); ORT inserts
+            DequantizeLinear before them and QuantizeLinear after.
     """
     import onnx
     from onnxruntime.quantization import (
@@ -1020,7 +1051,16 @@ def quantize_ort_static(
                     }
                 )
             )
-        im2col = _im2col_first_conv(proto) if im2col_first_conv else []
+        node_names = {n.name for n in proto.graph.node}
+        stray = sorted(set(exclude_nodes) - node_names)
+        if stray:
+            raise ModelError(f"exclude_nodes name nodes that {fp32_onnx} does not have: {stray}.")
+        first_conv_float = any(
+            n.op_type == "Conv" and n.name in exclude_nodes and n.input[0] == graph_input
+            for n in proto.graph.node
+        )
+        # A float first conv gains nothing from the int8 im2col rewrite.
+        im2col = _im2col_first_conv(proto) if im2col_first_conv and not first_conv_float else []
         if im2col:
             # The taps are copies of the input: same grid, so Slice/Concat run on u8 as is.
             for name in im2col:
@@ -1045,6 +1085,7 @@ def quantize_ort_static(
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             calibrate_method=methods[calibrate_method],
+            nodes_to_exclude=list(exclude_nodes),
             extra_options=extra,
         )
     _copy_metadata(
@@ -1053,6 +1094,7 @@ def quantize_ort_static(
         {
             "edgesr.quantization": "ort-qdq" + ("+nncf-ranges" if ranges else ""),
             "edgesr.int8_first_conv": "im2col" if im2col else "conv",
+            **({"edgesr.float_nodes": ",".join(exclude_nodes)} if exclude_nodes else {}),
         },
     )
     return out_path
@@ -1081,4 +1123,26 @@ def qat_to_ort_int8(
         net = bake_qat_weights(qmodel) if carry_weights else _rebuild_plain(qmodel)
         _export_onnx(net, fp32, scale=scale, color=color)
         ranges = nncf_activation_ranges(qmodel, fp32, weights=carry_weights)
-        return quantize_ort_static(fp32, out_path, calib, ranges=ranges)
+        return quantize_ort_static(
+            fp32, out_path, calib, ranges=ranges, exclude_nodes=float_conv_nodes(qmodel, fp32)
+        )
+
+
+def float_conv_nodes(qmodel: nn.Module, fp32_onnx: str | os.PathLike) -> list[str]:
+    """ONNX node names of the convs NNCF left in float (mixed precision: no weight quantizer).
+
+    Convs map to Conv nodes by execution order, as in :func:`nncf_activation_ranges`.
+    """
+    import onnx
+
+    onnx_convs = _onnx_convs(onnx.load(str(fp32_onnx)))
+    channels = int(getattr(qmodel, "num_channels", 1))
+    _, convs = _trace_quantizer_sites(qmodel, torch.rand(1, channels, 16, 16))
+    if len(convs) != len(onnx_convs):
+        raise ModelError(
+            f"{fp32_onnx} has {len(onnx_convs)} Conv nodes but the NNCF model runs {len(convs)}."
+        )
+    quantized = _weight_quantizers(qmodel)
+    return [
+        oc.name for tc, oc in zip(convs, onnx_convs, strict=True) if tc["path"] not in quantized
+    ]

@@ -633,9 +633,9 @@ def _embedded_photo() -> tuple[str, np.ndarray]:
 def _session(model: str | Path | bytes, *, optimize: bool = True) -> Any:
     import onnxruntime as ort
 
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1  # small crops; leave the cores to whatever else runs
-    opts.inter_op_num_threads = 1
+    from edgesr.runtime.runners import ort_session_options
+
+    opts = ort_session_options(1)  # small crops; leave the cores to whatever else runs
     opts.log_severity_level = 3
     if not optimize:
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL

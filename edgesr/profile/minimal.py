@@ -1031,6 +1031,11 @@ class OrtModel:
         if threads:
             opts.intra_op_num_threads = threads
             opts.inter_op_num_threads = 1
+        # Same as edgesr.runtime.runners.ORT_SESSION_CONFIG (this file stands alone): keeps
+        # the convs a mixed-precision INT8 model leaves float in float.
+        opts.add_session_config_entry(
+            "optimization.disable_specified_optimizers", "WeightBiasQuantization"
+        )
         try:
             self.session = ort.InferenceSession(
                 str(self.path),

@@ -125,6 +125,26 @@ class CallableRunner(BaseRunner):
 ONNX_COLOR = {"y_bt601": "y", "rgb": "rgb"}
 
 
+# edgesr INT8 models quantize every conv they mean to (per-channel weights, int32 bias); a conv
+# left float is float on purpose (mixed precision). ORT >= 1.21's WeightBiasQuantization pass
+# would re-quantize such a conv's weights per tensor whenever int8 tensors surround it, so
+# every edgesr session (Python, C runtime, profiler) disables that one pass.
+ORT_SESSION_CONFIG = {"optimization.disable_specified_optimizers": "WeightBiasQuantization"}
+
+
+def ort_session_options(threads: int | None = None) -> Any:
+    """``onnxruntime.SessionOptions`` as every edgesr runner uses them."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    if threads:
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+    for key, value in ORT_SESSION_CONFIG.items():
+        opts.add_session_config_entry(key, value)
+    return opts
+
+
 class OnnxRuntimeRunner(BaseRunner):
     """An ONNX file on ONNX Runtime; scale and colour come from the edgesr metadata."""
 
@@ -151,10 +171,7 @@ class OnnxRuntimeRunner(BaseRunner):
 
         if not self.path.is_file():
             raise ModelError(f"ONNX model {self.path} does not exist.")
-        opts = ort.SessionOptions()
-        if self.threads:
-            opts.intra_op_num_threads = self.threads
-            opts.inter_op_num_threads = 1
+        opts = ort_session_options(self.threads)
         try:
             self.session = ort.InferenceSession(
                 str(self.path), sess_options=opts, providers=self.providers

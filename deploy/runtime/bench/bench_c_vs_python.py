@@ -138,13 +138,12 @@ def main() -> None:
         "rows": [],
     }
     from edgesr.runtime.capi import CEngine, load_library
+    from edgesr.runtime.runners import ort_session_options
 
     clib = load_library(args.exe.parent / "libedgesr.so")
     sr_shape = (1, 1, LR_HW[0] * 4, LR_HW[1] * 4)
     for threads in args.threads:
-        opts = ort.SessionOptions()  # exactly OnnxRuntimeRunner's options
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
+        opts = ort_session_options(threads)  # exactly OnnxRuntimeRunner's options
         session = ort.InferenceSession(
             str(model), sess_options=opts, providers=["CPUExecutionProvider"]
         )

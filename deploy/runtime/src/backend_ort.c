@@ -221,6 +221,11 @@ esr_status esr__ort_create(const esr_model_source* src, const esr_options* opts,
     ORT_TRY(b->api->SetInterOpNumThreads(so, 1), ESR_ERR_INVALID_ARGUMENT,
             "setting inter-op threads");
   }
+  /* Keep the convs a mixed-precision INT8 model leaves in float in float: ORT >= 1.21 would
+   * otherwise re-quantize their weights per tensor (same setting as the Python runners). */
+  ORT_TRY(b->api->AddSessionConfigEntry(so, "optimization.disable_specified_optimizers",
+                                        "WeightBiasQuantization"),
+          ESR_ERR_RUNTIME, "setting the session configuration");
   if (src->path != NULL) {
     ORT_TRY(b->api->CreateSession(b->env, src->path, so, &b->session), ESR_ERR_MODEL_LOAD,
             "ONNX Runtime cannot load the model (corrupt, not ONNX, or unsupported)");
