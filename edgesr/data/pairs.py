@@ -4,6 +4,10 @@ LR images are made once per image with MATLAB-compatible bicubic on the uint8 RG
 rounded to uint8, as a saved LR file would be) and only then converted to the model's colour
 space. Training and evaluation share this code, so a model is trained on exactly the inputs
 it is measured on.
+
+With ``degradation="camera"`` the LR of every training patch is instead made afresh by the
+random blur/resize/noise/JPEG pipeline of :mod:`edgesr.data.degradations`, and
+:func:`make_degraded_pairs` makes fixed, seeded pairs of that kind to evaluate on.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ import torch
 from edgesr.data.color import rgb_to_ycbcr
 from edgesr.data.folders import DataWarning, LoadedImage, mod_crop
 from edgesr.data.imresize import imresize
-from edgesr.errors import DataError
+from edgesr.errors import ConfigError, DataError
+from edgesr.recipe import CameraDegradation, camera_problems
 
 
 @dataclass(frozen=True)
@@ -32,8 +37,8 @@ class SRPair:
 
 
 def to_model_space(rgb: np.ndarray, color: str) -> np.ndarray:
-    """uint8 HxWx3 RGB -> float32 HxWxC in [0,1]: the Y of BT.601 studio range, or RGB."""
-    x = rgb.astype(np.float32) / 255.0
+    """HxWx3 RGB (uint8, or float in [0,1]) -> float32 HxWxC in [0,1]: BT.601 studio Y, or RGB."""
+    x = rgb.astype(np.float32) / 255.0 if rgb.dtype == np.uint8 else rgb.astype(np.float32)
     if color == "y":
         y = rgb_to_ycbcr(x, y_only=True)
         return np.asarray(y, dtype=np.float32).reshape(rgb.shape[0], rgb.shape[1], 1)
@@ -57,6 +62,35 @@ def make_pairs(images: Iterable[LoadedImage], *, scale: int) -> list[SRPair]:
         lr = imresize(hr, 1.0 / scale)
         pairs.append(SRPair(img.name, hr, lr))
     return pairs
+
+
+def make_degraded_pairs(
+    images: Iterable[LoadedImage], *, scale: int, spec: CameraDegradation, seed: int = 0
+) -> list[SRPair]:
+    """Mod-cropped HR with a camera-degraded uint8 LR each, to evaluate on realistic frames.
+
+    Image i is degraded with its own generator seeded by (seed, i): exactly repeatable, and a
+    pair depends only on its image, its index and the seed.
+    """
+    from edgesr.data.degradations import degrade
+
+    _check_camera(spec)
+    pairs = []
+    for i, img in enumerate(images):
+        hr = mod_crop(img.rgb, scale)
+        if hr.shape[0] < scale or hr.shape[1] < scale:
+            warnings.warn(f"{img.name}: too small for x{scale}; skipped", DataWarning, stacklevel=2)
+            continue
+        rng = np.random.default_rng([seed, i])
+        lr = degrade(hr, scale=scale, rng=rng, spec=spec)
+        pairs.append(SRPair(img.name, hr, np.rint(lr * 255.0).astype(np.uint8)))
+    return pairs
+
+
+def _check_camera(spec: CameraDegradation) -> None:
+    problems = camera_problems(spec, prefix="camera")
+    if problems:
+        raise ConfigError("; ".join(problems) + ".")
 
 
 def as_loaded_images(data: Iterable[Any]) -> list[LoadedImage]:
@@ -86,6 +120,10 @@ class PatchSampler:
     Images are drawn with probability proportional to their number of patch positions, so a
     large photo is not under-sampled next to a small one. The generator state is part of the
     training checkpoint: a resumed run draws the same batches as an uninterrupted one.
+
+    ``degradation="bicubic"`` cuts patches from the pairs' LR/HR. ``"camera"`` keeps only the
+    uint8 HR and makes each patch's LR afresh with :func:`edgesr.data.degradations.degrade`
+    (knobs: ``camera``), drawing from the same generator, so resuming stays exact.
     """
 
     def __init__(
@@ -98,6 +136,8 @@ class PatchSampler:
         batch_size: int,
         augment: bool = True,
         seed: int = 0,
+        degradation: str = "bicubic",
+        camera: CameraDegradation | None = None,
     ) -> None:
         self.scale, self.lr_patch, self.batch_size, self.augment = (
             scale,
@@ -105,8 +145,18 @@ class PatchSampler:
             batch_size,
             augment,
         )
+        if degradation not in ("bicubic", "camera"):
+            raise ConfigError(f"unknown degradation '{degradation}'; use 'bicubic' or 'camera'.")
+        self.degradation, self.color = degradation, color
+        self.camera = camera if camera is not None else CameraDegradation()
+        if degradation == "camera":
+            _check_camera(self.camera)
+            to_model_space(np.zeros((1, 1, 3), np.uint8), color)  # fail early on a bad colour
+        # bicubic: LR/HR in model space; camera: HR in model space is made per patch, and
+        # self.hr holds the uint8 RGB HR (a view of the pair's array, no copy).
         self.lr: list[np.ndarray] = []
         self.hr: list[np.ndarray] = []
+        sizes: list[tuple[int, int]] = []
         for pair in pairs:
             h, w = pair.lr_rgb.shape[:2]
             if h < lr_patch or w < lr_patch:
@@ -116,24 +166,30 @@ class PatchSampler:
                     stacklevel=2,
                 )
                 continue
-            self.lr.append(to_model_space(pair.lr_rgb, color))
-            self.hr.append(to_model_space(pair.hr_rgb, color))
-        if not self.lr:
+            sizes.append((h, w))
+            if degradation == "camera":
+                self.hr.append(pair.hr_rgb[: h * scale, : w * scale])
+            else:
+                self.lr.append(to_model_space(pair.lr_rgb, color))
+                self.hr.append(to_model_space(pair.hr_rgb, color))
+        if not sizes:
             raise DataError(
                 f"no training image is large enough for an LR patch of {lr_patch}px at x{scale} "
                 f"(HR side >= {lr_patch * scale}px); use larger images or a smaller data.lr_patch."
             )
+        self._sizes = sizes
         positions = np.array(
-            [(a.shape[0] - lr_patch + 1) * (a.shape[1] - lr_patch + 1) for a in self.lr],
-            dtype=np.float64,
+            [(h - lr_patch + 1) * (w - lr_patch + 1) for h, w in sizes], dtype=np.float64
         )
         self.weights = positions / positions.sum()
         self.rng = np.random.default_rng(seed)
 
     def __len__(self) -> int:
-        return len(self.lr)
+        return len(self._sizes)
 
     def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.degradation == "camera":
+            return self._next_camera_batch()
         p, s = self.lr_patch, self.scale
         idx = self.rng.choice(len(self.lr), size=self.batch_size, p=self.weights)
         lr_batch, hr_batch = [], []
@@ -148,6 +204,26 @@ class PatchSampler:
                 lr_patch, hr_patch = _dihedral(lr_patch, k), _dihedral(hr_patch, k)
             lr_batch.append(lr_patch)
             hr_batch.append(hr_patch)
+        return _to_nchw(lr_batch), _to_nchw(hr_batch)
+
+    def _next_camera_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        from edgesr.data.degradations import degrade
+
+        p, s = self.lr_patch, self.scale
+        idx = self.rng.choice(len(self._sizes), size=self.batch_size, p=self.weights)
+        lr_batch, hr_batch = [], []
+        for i in idx:
+            h, w = self._sizes[i]
+            y = int(self.rng.integers(0, h - p + 1))
+            x = int(self.rng.integers(0, w - p + 1))
+            hr = self.hr[i][y * s : (y + p) * s, x * s : (x + p) * s]
+            if self.augment:
+                # Before degrading, so the LR is the degraded view of exactly this HR.
+                hr = _dihedral(hr, int(self.rng.integers(0, 8)))
+            hr = hr.astype(np.float32) / np.float32(255.0)
+            lr = degrade(hr, scale=s, rng=self.rng, spec=self.camera)
+            lr_batch.append(to_model_space(lr, self.color))
+            hr_batch.append(to_model_space(hr, self.color))
         return _to_nchw(lr_batch), _to_nchw(hr_batch)
 
     def state_dict(self) -> dict[str, Any]:
