@@ -26,7 +26,7 @@ from edgesr.errors import ConfigError
 
 SCHEMA_VERSION = 1
 
-TRAINING_SECTIONS = ("schema", "name", "description", "model", "data", "train")
+TRAINING_SECTIONS = ("schema", "name", "description", "model", "data", "train", "gan")
 
 # Keys that change how a run is carried out or recorded, not what it learns: they are left out
 # of the recipe hash and may change when a run is resumed (train.steps may too).
@@ -38,6 +38,8 @@ BOOKKEEPING_KEYS = frozenset(
         "train.log_every",
         "train.keep_checkpoints",
         "train.threads",
+        "gan.val_every",
+        "gan.ckpt_every",
     }
 )
 
@@ -59,6 +61,54 @@ class ModelSpec:
 
 
 @dataclass(frozen=True)
+class CameraDegradation:
+    """Knobs of ``data.degradation: camera`` (see :mod:`edgesr.data.degradations`).
+
+    A second-order pipeline: blur -> resize -> noise -> JPEG, then (with
+    ``second_order_prob``) the same again, then the resize to the exact LR size with an
+    optional sinc filter. Ranges are [min, max]; ``*_probs`` are relative weights.
+    """
+
+    # Blur kernel side in pixels; odd sizes in this range are drawn uniformly.
+    kernel_size: tuple[int, ...] = (7, 21)
+    # Weights of: iso, aniso, generalized_iso, generalized_aniso, plateau_iso, plateau_aniso.
+    kernel_probs: tuple[float, ...] = (0.45, 0.25, 0.12, 0.03, 0.12, 0.03)
+    # Gaussian sigma in HR pixels, first and second stage.
+    blur_sigma: tuple[float, ...] = (0.2, 3.0)
+    blur_sigma2: tuple[float, ...] = (0.2, 1.5)
+    # Shape exponents of the generalized Gaussian and plateau kernels.
+    generalized_beta: tuple[float, ...] = (0.5, 4.0)
+    plateau_beta: tuple[float, ...] = (1.0, 2.0)
+    # Chance that a blur kernel is a 2-D sinc (ringing/overshoot) instead.
+    sinc_prob: float = 0.1
+    # Sinc cutoff as a fraction of pi (1.0: Nyquist, a near pass-through).
+    sinc_cutoff: tuple[float, ...] = (0.33, 1.0)
+    second_blur_prob: float = 0.8
+    # Weights of up / down / keep, and the scale range; stage 2 is relative to the LR size.
+    resize_probs: tuple[float, ...] = (0.2, 0.7, 0.1)
+    resize_range: tuple[float, ...] = (0.15, 1.5)
+    resize_probs2: tuple[float, ...] = (0.3, 0.4, 0.3)
+    resize_range2: tuple[float, ...] = (0.3, 1.2)
+    # Weights of the cv2 interpolations area / bilinear / bicubic (every resize, final too).
+    resize_mode_probs: tuple[float, ...] = (1.0, 1.0, 1.0)
+    # Weights of the noise models: Gaussian, Poisson, Poisson-Gaussian (sensor).
+    noise_probs: tuple[float, ...] = (0.4, 0.2, 0.4)
+    # Gaussian noise sigma in 8-bit levels (uniform).
+    gaussian_sigma: tuple[float, ...] = (1.0, 30.0)
+    # Poisson noise: variance a*x for x in [0, 1] (a drawn log-uniformly).
+    poisson_a: tuple[float, ...] = (1e-4, 1e-2)
+    # Sensor noise: variance a*x + b (both log-uniform), in linear light if sensor_linear.
+    sensor_a: tuple[float, ...] = (1e-4, 5e-3)
+    sensor_b: tuple[float, ...] = (1e-7, 3e-5)
+    sensor_linear: bool = True
+    # Chance that the noise is the same in all channels (luma noise) instead of per channel.
+    gray_noise_prob: float = 0.4
+    jpeg_quality: tuple[int, ...] = (30, 95)
+    second_order_prob: float = 0.5
+    final_sinc_prob: float = 0.8
+
+
+@dataclass(frozen=True)
 class DataSpec:
     """Where training/validation images come from and how LR/HR patches are made."""
 
@@ -66,7 +116,10 @@ class DataSpec:
     train: str = "embedded"
     # "embedded", a folder, or null for no validation.
     val: str | None = "embedded"
-    degradation: Literal["bicubic"] = "bicubic"
+    # "bicubic": MATLAB bicubic LR (the benchmark protocol); "camera": random realistic
+    # blur/resize/noise/JPEG made afresh for every patch, with the knobs in ``camera``.
+    degradation: Literal["bicubic", "camera"] = "bicubic"
+    camera: CameraDegradation = field(default_factory=CameraDegradation)
     # LR patch side in pixels; the HR patch is scale times larger.
     lr_patch: int = 24
     batch_size: int = 32
@@ -137,6 +190,44 @@ class CompressSpec:
 
 
 @dataclass(frozen=True)
+class GanSpec:
+    """``gan``: after the pixel-loss run (``train.*``), adversarial fine-tuning of the same net.
+
+    G loss = pixel_weight * pixel + perceptual_weight * VGG19 features (L1)
+    + adversarial_weight * relativistic-average GAN; D loss = relativistic-average GAN. The
+    exported net is an EMA of G. Absent (null) in a recipe: plain pixel-loss training.
+    """
+
+    # Adversarial steps (phase 2); the pixel pre-training runs train.steps first.
+    steps: int = 5000
+    g_lr: float = 1e-4
+    d_lr: float = 1e-4
+    # Both learning rates follow a cosine from their start value down to lr_min.
+    lr_min: float = 1e-6
+    betas: tuple[float, ...] = (0.9, 0.99)
+    pixel_loss: Literal["l1", "mse", "charbonnier"] = "l1"
+    pixel_weight: float = 1.0
+    perceptual_weight: float = 1.0
+    # VGG19 layers compared (pre-activation convs, as in ESRGAN) and their weights.
+    perceptual_layers: tuple[str, ...] = ("conv1_2", "conv2_2", "conv3_4", "conv4_4", "conv5_4")
+    perceptual_layer_weights: tuple[float, ...] = (0.1, 0.1, 1.0, 1.0, 1.0)
+    adversarial_weight: float = 0.1
+    # "unet" (per-pixel logits) or "vgg" (per-8x8-patch logits, cheaper); see edgesr.archs.
+    discriminator: str = "unet"
+    disc_params: Mapping[str, Any] = field(default_factory=dict)
+    ema_decay: float = 0.999
+    # A local torchvision VGG19 state dict (vgg19-dcbb9e9d.pth or .safetensors); null: the
+    # EDGESR_VGG19_WEIGHTS environment variable, else fixed-seed random weights (never
+    # downloaded).
+    vgg19_weights: str | None = None
+    # Patches per GAN step (null: data.batch_size); the perceptual and discriminator nets
+    # make a GAN step ~20-50x the cost of a pixel step, so CPU schedules use smaller batches.
+    batch_size: int | None = None
+    val_every: int = 500
+    ckpt_every: int = 100
+
+
+@dataclass(frozen=True)
 class Recipe:
     schema: int
     name: str
@@ -145,6 +236,7 @@ class Recipe:
     data: DataSpec = field(default_factory=DataSpec)
     train: TrainSpec = field(default_factory=TrainSpec)
     compress: CompressSpec = field(default_factory=CompressSpec)
+    gan: GanSpec | None = None
     # Where the recipe was read from (not part of the YAML).
     source: str | None = field(default=None, compare=False)
 
@@ -152,6 +244,13 @@ class Recipe:
         """Plain, YAML/JSON-ready form (without ``source``)."""
         out = _to_plain(self)
         out.pop("source", None)
+        # Unused default camera knobs are left out (loading restores them), so bicubic recipes
+        # keep their hash (shipped weights carry it) and runs saved before them still resume.
+        if self.data.degradation == "bicubic" and self.data.camera == CameraDegradation():
+            out["data"].pop("camera", None)
+        # Likewise an absent gan section (plain pixel-loss training) is not written as null.
+        if self.gan is None:
+            out.pop("gan", None)
         return out
 
     def training_dict(self) -> dict[str, Any]:
@@ -167,7 +266,8 @@ class Recipe:
         content = self.training_dict()
         for key in BOOKKEEPING_KEYS:
             section, name = key.split(".")
-            content[section].pop(name, None)
+            if isinstance(content.get(section), dict):
+                content[section].pop(name, None)
         blob = json.dumps(content, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -308,6 +408,130 @@ def _check_semantics(recipe: Recipe, origin: str) -> None:
     for ok, message in checks:
         if not ok:
             raise ConfigError(f"{origin}: {message}.")
+    problems = camera_problems(recipe.data.camera)
+    if problems:
+        raise ConfigError(f"{origin}: {'; '.join(problems)}.")
+    if recipe.gan is not None:
+        problems = gan_problems(recipe.gan)
+        if problems:
+            raise ConfigError(f"{origin}: {'; '.join(problems)}.")
+
+
+def camera_problems(cam: CameraDegradation, prefix: str = "data.camera") -> list[str]:
+    """What is wrong with camera-degradation knobs, one message per key (empty: all fine)."""
+    out: list[str] = []
+
+    def span(name: str, lo: float, hi: float, *, open_lo: bool = False) -> None:
+        v = getattr(cam, name)
+        low = f"> {lo}" if open_lo else f">= {lo}"
+        rule = f"[min, max] with min {low}, max <= {hi} and min <= max"
+        if len(v) != 2:
+            out.append(f"{prefix}.{name} must be {rule}, got {list(v)}")
+        elif v[0] > v[1]:
+            out.append(f"{prefix}.{name} has min > max ({list(v)}); swap them to {list(v[::-1])}")
+        elif (v[0] <= lo if open_lo else v[0] < lo) or v[1] > hi:
+            out.append(f"{prefix}.{name} must be {rule}, got {list(v)}")
+
+    def weights(name: str, n: int, what: str) -> None:
+        v = getattr(cam, name)
+        if len(v) != n or min(v) < 0 or sum(v) <= 0:
+            out.append(
+                f"{prefix}.{name} must be {n} non-negative weights ({what}) with a positive "
+                f"sum, got {list(v)}"
+            )
+
+    def prob(name: str) -> None:
+        if not 0.0 <= getattr(cam, name) <= 1.0:
+            out.append(f"{prefix}.{name} is a probability: use a value in [0, 1]")
+
+    inf = float("inf")
+    span("kernel_size", 1, 51)
+    k = cam.kernel_size
+    if len(k) == 2 and k[0] == k[1] and k[0] % 2 == 0:
+        out.append(f"{prefix}.kernel_size holds no odd size; widen it, e.g. to [7, 21]")
+    span("blur_sigma", 0, inf, open_lo=True)
+    span("blur_sigma2", 0, inf, open_lo=True)
+    span("generalized_beta", 0, inf, open_lo=True)
+    span("plateau_beta", 0, inf, open_lo=True)
+    span("sinc_cutoff", 0, 1, open_lo=True)
+    span("resize_range", 0, inf, open_lo=True)
+    span("resize_range2", 0, inf, open_lo=True)
+    span("gaussian_sigma", 0, 255)
+    span("poisson_a", 0, 1, open_lo=True)
+    span("sensor_a", 0, 1, open_lo=True)
+    span("sensor_b", 0, 1, open_lo=True)
+    span("jpeg_quality", 1, 100)
+    weights(
+        "kernel_probs",
+        6,
+        "iso, aniso, generalized_iso, generalized_aniso, plateau_iso, plateau_aniso",
+    )
+    weights("resize_probs", 3, "up, down, keep")
+    weights("resize_probs2", 3, "up, down, keep")
+    weights("resize_mode_probs", 3, "area, bilinear, bicubic")
+    weights("noise_probs", 3, "gaussian, poisson, sensor")
+    for name in (
+        "sinc_prob",
+        "second_blur_prob",
+        "gray_noise_prob",
+        "second_order_prob",
+        "final_sinc_prob",
+    ):
+        prob(name)
+    return out
+
+
+def gan_problems(gan: GanSpec) -> list[str]:
+    """What is wrong with a ``gan`` section, one message per key (empty: all fine)."""
+    from edgesr.archs import discriminator_params  # deferred like arch_params above
+    from edgesr.train.losses import VGG19_LAYERS
+
+    out = [
+        f"gan.{name} must be at least 1"
+        for name in ("steps", "val_every", "ckpt_every")
+        if getattr(gan, name) < 1
+    ]
+    out += [f"gan.{name} must be positive" for name in ("g_lr", "d_lr") if getattr(gan, name) <= 0]
+    if gan.batch_size is not None and gan.batch_size < 1:
+        out.append("gan.batch_size must be at least 1, or null for data.batch_size")
+    if gan.lr_min < 0:
+        out.append("gan.lr_min must not be negative")
+    if len(gan.betas) != 2 or not all(0.0 <= b < 1.0 for b in gan.betas):
+        out.append(f"gan.betas must be [beta1, beta2], each in [0, 1), got {list(gan.betas)}")
+    weights = ("pixel_weight", "perceptual_weight", "adversarial_weight")
+    out += [f"gan.{name} must not be negative" for name in weights if getattr(gan, name) < 0]
+    if not 0.0 < gan.ema_decay < 1.0:
+        out.append(f"gan.ema_decay must be in (0, 1), e.g. 0.999; got {gan.ema_decay}")
+    unknown_layers = [name for name in gan.perceptual_layers if name not in VGG19_LAYERS]
+    if unknown_layers:
+        out.append(
+            f"gan.perceptual_layers has unknown VGG19 layer(s) {', '.join(unknown_layers)}; "
+            f"valid: {', '.join(VGG19_LAYERS)}"
+        )
+    if gan.perceptual_weight > 0 and not gan.perceptual_layers:
+        out.append("gan.perceptual_layers is empty; name layers or set gan.perceptual_weight 0")
+    if len(gan.perceptual_layer_weights) != len(gan.perceptual_layers):
+        out.append(
+            "gan.perceptual_layer_weights needs one weight per gan.perceptual_layers entry "
+            f"({len(gan.perceptual_layers)}), got {len(gan.perceptual_layer_weights)}"
+        )
+    if any(w < 0 for w in gan.perceptual_layer_weights):
+        out.append("gan.perceptual_layer_weights must not be negative")
+    try:
+        valid = discriminator_params(gan.discriminator)
+    except ConfigError as exc:
+        out.append(f"gan.discriminator: {exc}")
+    else:
+        unknown = sorted(set(gan.disc_params) - set(valid) - {"num_channels"})
+        if unknown:
+            listing = ", ".join(f"{k}={v!r}" for k, v in valid.items() if k != "num_channels")
+            out.append(
+                f"unknown key(s) {', '.join(f'gan.disc_params.{k}' for k in unknown)} for "
+                f"discriminator '{gan.discriminator}'; valid params (defaults): {listing}"
+            )
+        if "num_channels" in gan.disc_params:
+            out.append("gan.disc_params.num_channels follows model.color; remove it")
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -353,10 +577,14 @@ def _convert(value: Any, hint: Any, *, where: str, origin: str) -> Any:
     if origin_type in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        for arg in (a for a in args if a is not type(None)):
+        candidates = [a for a in args if a is not type(None)]
+        for arg in candidates:
             try:
                 return _convert(value, arg, where=where, origin=origin)
             except ConfigError:
+                # An optional section's own error names the bad key inside it.
+                if len(candidates) == 1 and dataclasses.is_dataclass(arg):
+                    raise
                 continue
         raise fail(" or ".join(_describe(a) for a in args))
     if origin_type is Literal:

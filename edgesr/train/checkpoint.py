@@ -7,6 +7,7 @@ Layout of a run directory::
       log.jsonl                one JSON line per log/validation event
       checkpoints/
         step_00001000/         model.safetensors, optim.safetensors, state.json
+                               (named models: model.NAME.safetensors, optim.NAME.safetensors)
         LATEST                 name of the newest complete checkpoint
       model.safetensors        the final weights (self-describing, see edgesr.modelio)
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -70,17 +72,45 @@ def _unflatten_optimizer(tensors: dict[str, torch.Tensor], rest: dict[str, Any])
     return {"state": state, "param_groups": rest["param_groups"]}
 
 
+def _named(
+    model: torch.nn.Module | None,
+    optimizer: torch.optim.Optimizer | None,
+    models: Mapping[str, torch.nn.Module] | None,
+    optimizers: Mapping[str, torch.optim.Optimizer] | None,
+) -> tuple[dict[str, torch.nn.Module], dict[str, torch.optim.Optimizer]]:
+    """One model + optimizer (the original call form) or named ones, e.g. a GAN's g, d, ema."""
+    if (model is None) == (models is None) or (optimizer is None) == (optimizers is None):
+        raise TypeError("pass model= and optimizer=, or models= and optimizers=")
+    if models is None:
+        return {"": model}, {"": optimizer}
+    if "" in models or "" in (optimizers or {}):
+        raise TypeError("checkpoint model/optimizer names must not be empty")
+    return dict(models), dict(optimizers or {})
+
+
+def _file(kind: str, name: str) -> str:
+    # The unnamed model keeps the original file names, so older checkpoints still load.
+    return f"{kind}.safetensors" if not name else f"{kind}.{name}.safetensors"
+
+
 def save_checkpoint(
     run_dir: Path,
     *,
     step: int,
-    model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
+    model: torch.nn.Module | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
     state: dict[str, Any],
     keep: int,
+    models: Mapping[str, torch.nn.Module] | None = None,
+    optimizers: Mapping[str, torch.optim.Optimizer] | None = None,
 ) -> Path:
-    """Write checkpoint ``step`` atomically and prune all but the newest ``keep``."""
+    """Write checkpoint ``step`` atomically and prune all but the newest ``keep``.
+
+    Pass one ``model`` and ``optimizer``, or several by name in ``models``/``optimizers``.
+    """
     from safetensors.torch import save
+
+    models, optimizers = _named(model, optimizer, models, optimizers)
 
     ckpt_root = run_dir / "checkpoints"
     ckpt_root.mkdir(parents=True, exist_ok=True)
@@ -90,11 +120,18 @@ def save_checkpoint(
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
-    model_tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    optim_tensors, optim_rest = _flatten_optimizer(optimizer)
-    atomic_write_bytes(tmp / "model.safetensors", save(model_tensors))
-    atomic_write_bytes(tmp / "optim.safetensors", save(optim_tensors))
-    payload = {"step": step, "optimizer": optim_rest, **state}
+    for key, net in models.items():
+        tensors = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+        atomic_write_bytes(tmp / _file("model", key), save(tensors))
+    optim_rests = {}
+    for key, opt in optimizers.items():
+        optim_tensors, optim_rests[key] = _flatten_optimizer(opt)
+        atomic_write_bytes(tmp / _file("optim", key), save(optim_tensors))
+    payload = {"step": step, **state}
+    if "" in optim_rests:
+        payload["optimizer"] = optim_rests[""]
+    else:
+        payload["optimizers"] = optim_rests
     # state.json last: its presence marks the checkpoint complete.
     atomic_write_bytes(tmp / STATE_FILE, json.dumps(payload).encode())
     if final.exists():
@@ -128,17 +165,26 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
 
 
 def load_checkpoint(
-    path: Path, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer
+    path: Path,
+    *,
+    model: torch.nn.Module | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+    models: Mapping[str, torch.nn.Module] | None = None,
+    optimizers: Mapping[str, torch.optim.Optimizer] | None = None,
 ) -> dict[str, Any]:
-    """Restore model and optimizer in place; returns the JSON state (with ``step``)."""
+    """Restore model(s) and optimizer(s) in place (as saved: one, or by name); returns the JSON
+    state (with ``step``)."""
     from safetensors.torch import load_file
 
+    models, optimizers = _named(model, optimizer, models, optimizers)
     try:
         state = json.loads((path / STATE_FILE).read_text())
-        model.load_state_dict(load_file(str(path / "model.safetensors")), strict=True)
-        optimizer.load_state_dict(
-            _unflatten_optimizer(load_file(str(path / "optim.safetensors")), state.pop("optimizer"))
-        )
+        rests = {"": state.pop("optimizer")} if "" in optimizers else state.pop("optimizers")
+        for name, net in models.items():
+            net.load_state_dict(load_file(str(path / _file("model", name))), strict=True)
+        for name, opt in optimizers.items():
+            tensors = load_file(str(path / _file("optim", name)))
+            opt.load_state_dict(_unflatten_optimizer(tensors, rests[name]))
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         raise ModelError(
             f"checkpoint {path} cannot be restored ({exc}); delete it to resume from the one before."

@@ -30,7 +30,7 @@ from edgesr.train.progress import Progress
 
 # Keys that may change between a run and its resumption: they do not change what is learned
 # (a longer train.steps extends the run; the cosine schedule is stretched from there on).
-RESUMABLE_CHANGES = BOOKKEEPING_KEYS | {"train.steps"}
+RESUMABLE_CHANGES = BOOKKEEPING_KEYS | {"train.steps", "gan.steps"}
 
 
 @dataclass(frozen=True)
@@ -125,18 +125,7 @@ def prepare_run_dir(run_dir: Path, recipe: Recipe, *, resume: bool, force: bool)
             raise ConfigError(
                 f"nothing to resume in {run_dir}: no complete checkpoint there; drop --resume to start a new run."
             )
-        import yaml
-
-        saved = yaml.safe_load((run_dir / "recipe.yaml").read_text())
-        saved = {k: v for k, v in saved.items() if k in TRAINING_SECTIONS}
-        changed = [
-            k for k in _diff_recipes(saved, recipe.training_dict()) if k not in RESUMABLE_CHANGES
-        ]
-        if changed:
-            raise ConfigError(
-                f"cannot resume {run_dir} with a different recipe ({', '.join(changed)} changed); "
-                f"only {', '.join(sorted(RESUMABLE_CHANGES))} may change on --resume. Start a new run with --out."
-            )
+        check_resumable(run_dir, recipe)
         return ckpt
     if run_dir.exists() and any(run_dir.iterdir()):
         if not force:
@@ -148,6 +137,39 @@ def prepare_run_dir(run_dir: Path, recipe: Recipe, *, resume: bool, force: bool)
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(run_dir / "recipe.yaml", dump_recipe(recipe).encode())
     return None
+
+
+def check_resumable(run_dir: Path, recipe: Recipe) -> None:
+    """ConfigError unless ``recipe`` trains what the run in ``run_dir`` was started with."""
+    import yaml
+
+    saved = yaml.safe_load((run_dir / "recipe.yaml").read_text())
+    saved = {k: v for k, v in saved.items() if k in TRAINING_SECTIONS}
+    changed = [
+        k for k in _diff_recipes(saved, recipe.training_dict()) if k not in RESUMABLE_CHANGES
+    ]
+    if changed:
+        raise ConfigError(
+            f"cannot resume {run_dir} with a different recipe ({', '.join(changed)} changed); "
+            f"only {', '.join(sorted(RESUMABLE_CHANGES))} may change on --resume. Start a new run with --out."
+        )
+
+
+def make_sampler(recipe: Recipe, images: list, *, batch_size: int, seed: int) -> Any:
+    """The training-patch sampler for ``recipe``; the pixel and the GAN phase both use it."""
+    from edgesr.data.pairs import PatchSampler, make_pairs
+
+    return PatchSampler(
+        make_pairs(images, scale=recipe.model.scale),
+        scale=recipe.model.scale,
+        color=recipe.model.color,
+        lr_patch=recipe.data.lr_patch,
+        batch_size=batch_size,
+        augment=recipe.data.augment,
+        seed=seed,
+        degradation=recipe.data.degradation,
+        camera=recipe.data.camera,
+    )
 
 
 def load_train_images(data: Any, recipe: Recipe) -> tuple[list, str]:
@@ -195,7 +217,14 @@ def train(
     HxWx3 uint8 RGB arrays. ``val`` is ``"recipe"`` (the recipe's ``data.val``), a folder,
     ``"embedded"``, an iterable, or None. ``out`` is the run directory; an existing run there
     is an error unless ``resume`` (continue it) or ``force`` (replace it).
+
+    A recipe with a ``gan`` section trains in two phases (see :mod:`edgesr.train.gan`).
     """
+    if recipe.gan is not None:
+        from edgesr.train.gan import train_gan
+
+        kwargs = dict(out=out, val=val, resume=resume, force=force, progress=progress)
+        return train_gan(recipe, data, stream=stream, **kwargs)
     stream = stream or sys.stderr
     world, rank = _dist_env()
     spec = recipe.train
@@ -213,17 +242,9 @@ def train(
         ckpt = latest_checkpoint(run_dir)
     torch.set_num_threads(spec.threads or max(1, (os.cpu_count() or 1) // world))
 
-    from edgesr.data.pairs import PatchSampler, make_pairs
-
     images, data_desc = load_train_images(data, recipe)
-    sampler = PatchSampler(
-        make_pairs(images, scale=recipe.model.scale),
-        scale=recipe.model.scale,
-        color=recipe.model.color,
-        lr_patch=recipe.data.lr_patch,
-        batch_size=recipe.data.batch_size // world,
-        augment=recipe.data.augment,
-        seed=spec.seed * 1000 + rank,
+    sampler = make_sampler(
+        recipe, images, batch_size=recipe.data.batch_size // world, seed=spec.seed * 1000 + rank
     )
     val_pairs = (
         _load_val_pairs(
