@@ -12,6 +12,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from edgesr import __version__
 from edgesr.errors import ConfigError, EdgesrError
@@ -162,13 +163,22 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         and scale != runner.scale
     ):
         raise ConfigError(f"--scale {scale} does not match the model's x{runner.scale}.")
+    degradation: Any = args.degradation
+    if degradation == "camera" and args.recipe:
+        from edgesr.recipe import load_recipe
+
+        # The recipe's own camera knobs: the frames the model was trained for.
+        degradation = load_recipe(args.recipe, args.overrides).data.camera
     report = evaluate(
         runner,
         args.data,
         scale=scale or (runner.scale if runner != "bicubic" else None),
         save_dir=args.save_images,
+        degradation=degradation,
+        seed=args.seed,
     )
-    print(f"model: {report.model}   scale: x{report.scale}   data: {args.data}")
+    lr_note = f"   LR: camera degradation, seed {args.seed}" if args.degradation == "camera" else ""
+    print(f"model: {report.model}   scale: x{report.scale}   data: {args.data}{lr_note}")
     print(report.table())
     if args.json:
         write_report_json(report, args.json, force=args.force)
@@ -275,6 +285,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="folder of HR images (default: the embedded validation set)",
     )
     p.add_argument("--scale", type=int, help="upscaling factor (default: the model's)")
+    p.add_argument(
+        "--degradation",
+        choices=("bicubic", "camera"),
+        default="bicubic",
+        help="how LR frames are made: MATLAB bicubic (the benchmark protocol) or realistic "
+        "camera blur/noise/JPEG (the recipe's data.camera knobs with --recipe)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the camera degradation")
     p.add_argument("--json", help="write the results as JSON to this file")
     p.add_argument("--save-images", help="write the SR images into this folder")
     p.add_argument("--threads", type=int, help="CPU threads")

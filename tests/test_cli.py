@@ -173,3 +173,29 @@ def test_import_is_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
+
+
+def test_evaluate_on_camera_degraded_frames(tmp_path: Path, hr_dir: Path) -> None:
+    """Seeded camera LR frames: reproducible, different from bicubic and from another seed."""
+
+    def mean_psnr(*extra: str) -> float:
+        report = tmp_path / f"eval_{len(list(tmp_path.iterdir()))}.json"
+        out = run(
+            "evaluate", "--recipe", "espcn_x2", "--data", str(hr_dir), "--json", str(report), *extra
+        )
+        assert out.returncode == 0, out.stderr
+        return json.loads(report.read_text())["mean"]["psnr_y"]
+
+    bicubic_lr = mean_psnr()
+    camera = mean_psnr("--degradation", "camera", "--seed", "1")
+    assert camera == mean_psnr("--degradation", "camera", "--seed", "1")
+    assert camera != mean_psnr("--degradation", "camera", "--seed", "2")
+    # A bicubic-trained net does worse on blurred, noisy, JPEG'd frames.
+    assert camera < bicubic_lr - 0.5
+
+
+def test_resolve_eval_data_rejects_unknown_degradation() -> None:
+    from edgesr.evaluate import resolve_eval_data
+
+    with pytest.raises(ConfigError, match="unknown degradation 'jpeg'"):
+        resolve_eval_data("embedded", scale=2, degradation="jpeg")

@@ -293,6 +293,7 @@ def test_gan_recipe_section() -> None:
         "gan.disc_params={depth: 3}": "gan.disc_params.depth",
         "gan.perceptual_layers=[conv6_1]": "unknown VGG19 layer",
         "gan.betas=[0.9]": "gan.betas",
+        "gan.batch_size=0": "gan.batch_size must be at least 1",
     }
     for override, message in bad.items():
         with pytest.raises(ConfigError, match=message):

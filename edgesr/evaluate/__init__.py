@@ -117,8 +117,14 @@ def super_resolve(runner: BaseRunner, lr_rgb: np.ndarray) -> tuple[np.ndarray, n
     return y_of(rgb), rgb
 
 
-def resolve_eval_data(data: Any, *, scale: int) -> list[SRPair]:
-    """A folder, 'embedded' (the embedded validation split), pairs, or an iterable of images."""
+def resolve_eval_data(
+    data: Any, *, scale: int, degradation: str | Any = "bicubic", seed: int = 0
+) -> list[SRPair]:
+    """A folder, 'embedded' (the embedded validation split), pairs, or an iterable of images.
+
+    LR frames by MATLAB bicubic, or with ``degradation="camera"`` (or a
+    :class:`edgesr.recipe.CameraDegradation`) by the seeded camera pipeline.
+    """
     if isinstance(data, (str, Path)):
         if str(data) in ("embedded", "embedded:val"):
             from edgesr.data.embedded import embedded_images
@@ -128,11 +134,23 @@ def resolve_eval_data(data: Any, *, scale: int) -> list[SRPair]:
             from edgesr.data.folders import load_hr_folder
 
             images = load_hr_folder(Path(data))
+    else:
+        items = list(data)
+        if items and all(isinstance(p, SRPair) for p in items):
+            return items
+        images = as_loaded_images(items)
+    if isinstance(degradation, str) and degradation == "bicubic":
         return make_pairs(images, scale=scale)
-    items = list(data)
-    if items and all(isinstance(p, SRPair) for p in items):
-        return items
-    return make_pairs(as_loaded_images(items), scale=scale)
+    from edgesr.data.pairs import make_degraded_pairs
+    from edgesr.recipe import CameraDegradation
+
+    if isinstance(degradation, str) and degradation == "camera":
+        degradation = CameraDegradation()
+    if not isinstance(degradation, CameraDegradation):
+        raise ConfigError(
+            f"unknown degradation {degradation!r}; use 'bicubic', 'camera' or a CameraDegradation."
+        )
+    return make_degraded_pairs(images, scale=scale, spec=degradation, seed=seed)
 
 
 def as_runner(model: Any, *, scale: int | None, color: str | None) -> BaseRunner | None:
@@ -165,8 +183,15 @@ def evaluate(
     bicubic: bool = True,
     save_dir: str | Path | None = None,
     on_image: Callable[[ImageScore], None] | None = None,
+    degradation: str | Any = "bicubic",
+    seed: int = 0,
 ) -> EvalReport:
-    """Measure ``model`` (runner, torch module or ``"bicubic"``) on ``data`` with the standard protocol."""
+    """Measure ``model`` (runner, torch module or ``"bicubic"``) on ``data`` with the standard protocol.
+
+    ``degradation`` makes the LR frames: ``"bicubic"`` (the published-numbers protocol) or
+    ``"camera"`` / a :class:`edgesr.recipe.CameraDegradation` (realistic blur, sensor noise
+    and JPEG, fixed by ``seed`` so every model sees the same frames).
+    """
     runner = as_runner(model, scale=scale, color=color)
     # Activate first: an ONNX model's scale and colour come from its metadata.
     with runner if runner is not None else contextlib.nullcontext():
@@ -179,7 +204,7 @@ def evaluate(
             raise ConfigError(
                 "evaluate needs the scale (scale=...) when the model does not carry one."
             )
-        pairs = resolve_eval_data(data, scale=scale)
+        pairs = resolve_eval_data(data, scale=scale, degradation=degradation, seed=seed)
         if not pairs:
             raise DataError("the evaluation set is empty; pass a folder with at least one image.")
         report = EvalReport(scale=scale, model=runner.name if runner else "bicubic", images=[])
