@@ -293,3 +293,14 @@ def test_fused_onnx_export_dynamic(name: str, params: dict) -> None:
         want = fused(x).numpy()
     assert got.shape == want.shape == (1, c, fused.scale * ODD_H, fused.scale * ODD_W)
     assert np.abs(got - want).max() < 1e-4
+
+
+def test_anchornet_tail_has_no_identity_when_widths_match() -> None:
+    """num_feat == scale^2 * C (48 for RGB x4): the tail must still start near zero."""
+    torch.manual_seed(0)
+    net = AnchorNet(scale=4, num_channels=3, num_feat=48, num_blocks=2)
+    assert not net.tail.has_identity and net.body[0].has_identity
+    x = torch.rand(1, 3, 12, 12)
+    anchor_only = torch.nn.functional.pixel_shuffle(net.anchor(x), 4)
+    assert (net(x) - anchor_only).abs().mean() < 0.02
+    assert torch.allclose(net.fuse()(x), net(x), atol=1e-5)

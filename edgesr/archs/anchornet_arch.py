@@ -32,9 +32,12 @@ class RepConv3x3(nn.Module):
         out_channels: output channels.
         expand_ratio: width of the 1x1-expand branch relative to the wider of in/out; 0 for
             none (it multiplies the training cost about 5x on CPU).
+        identity: add the identity branch when in == out.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, expand_ratio: int = 2) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, expand_ratio: int = 2, identity: bool = True
+    ) -> None:
         super().__init__()
         self.in_channels = in_channels
         self.out_channels = out_channels
@@ -43,7 +46,7 @@ class RepConv3x3(nn.Module):
         self.conv1x1 = nn.Conv2d(in_channels, out_channels, 1)
         self.expand1x1 = nn.Conv2d(in_channels, mid, 1) if mid else None
         self.expand3x3 = nn.Conv2d(mid, out_channels, 3, padding=0) if mid else None
-        self.has_identity = in_channels == out_channels
+        self.has_identity = identity and in_channels == out_channels
 
     def forward(self, x: Tensor) -> Tensor:
         out = self.conv3x3(x) + self.conv1x1(x)
@@ -144,7 +147,13 @@ class AnchorNet(nn.Module):
         for _ in range(num_blocks):
             body += [conv(num_feat, num_feat), nn.ReLU()]
         self.body = nn.Sequential(*body)
-        self.tail = conv(num_feat, out_channels)
+        # The tail produces the residual over the anchor: an identity branch there (when
+        # num_feat == scale^2 * C) would copy features into the output and swamp the anchor.
+        self.tail = (
+            RepConv3x3(num_feat, out_channels, expand_ratio, identity=False)
+            if rep
+            else conv(num_feat, out_channels)
+        )
         self.upsampler = nn.PixelShuffle(scale)
 
         # Start close to nearest-neighbour upsampling: a small tail leaves the anchor dominant.
