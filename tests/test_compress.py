@@ -215,3 +215,41 @@ def test_compress_end_to_end(tmp_path: Path, trained: Path, images: Path) -> Non
     )
     assert proc.returncode == 0, proc.stderr
     assert (exp / "espcn_x2.int8-ort.onnx").is_file()
+
+
+def test_compress_mixed_precision_keeps_chosen_convs_float(
+    tmp_path: Path, trained: Path, images: Path
+) -> None:
+    out = tmp_path / "mixed"
+    sets = [*FAST, "compress.prune_ratio=0", "compress.int8_max_drop_db=0.0"]
+    proc = run(
+        "compress",
+        "--recipe",
+        "espcn_x2",
+        "--from",
+        str(trained),
+        "--data",
+        str(images),
+        "--eval",
+        str(images),
+        "--calib",
+        str(images),
+        "--out",
+        str(out),
+        *_flags(sets),
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    manifest = json.loads((out / "manifest.json").read_text())
+    mixed = manifest["mixed_precision"]
+    assert mixed["max_drop_db"] == 0.0 and mixed["validation"] == "embedded"
+    floats = mixed["float_layers"]
+    if mixed["all_int8_ptq_drop_db"] > 0:
+        assert set(mixed["sensitivity_ptq_drop_db"]) == {"conv1", "conv2", "conv3"}
+        assert 1 <= len(floats) <= 2
+    stages = {s["stage"]: s for s in manifest["stages"]}
+    from edgesr.compress.quantize import ort_graph_ops
+
+    ops = ort_graph_ops(out / stages["int8-ort"]["onnx"])
+    float_convs = sum(n for op, n in ops.items() if op.endswith("Conv") and "QLinear" not in op)
+    assert float_convs == len(floats), ops
+    assert sum(n for op, n in ops.items() if op.endswith("QLinearConv")) == 3 - len(floats)
