@@ -62,6 +62,22 @@ def main(argv: list[str] | None = None) -> int:
     shutil.copyfile(weights, target)
     data = summary["train_data"]
     data_arg = "../shared/data/train" if data.endswith("shared/data/train") else data
+    lr_made = "LR by MATLAB bicubic"
+    steps = (
+        f"{summary['steps']:,} (batch {recipe.data.batch_size}, LR patch {recipe.data.lr_patch})"
+    )
+    if recipe.data.degradation == "camera":
+        lr_made = "LR by the recipe's camera degradations (data.camera), drawn afresh per patch"
+    if recipe.gan is not None:
+        # The pixel-loss phase ships beside the GAN generator: the baseline to compare with.
+        pixel = WEIGHTS_DIR / f"{recipe.name}.pixel.safetensors"
+        shutil.copyfile(args.run / summary["pretrain"]["model"], pixel)
+        steps = (
+            f"{summary['pretrain']['steps']:,} pixel-loss (batch {recipe.data.batch_size}) + "
+            f"{summary['gan']['steps']:,} adversarial (batch {recipe.gan.batch_size or recipe.data.batch_size}), "
+            f"LR patch {recipe.data.lr_patch}; perceptual features: {summary['perceptual']}; "
+            f"pixel-loss model: `{pixel.name}`"
+        )
     card = (
         f"""# {recipe.name}
 
@@ -73,9 +89,9 @@ def main(argv: list[str] | None = None) -> int:
 | scale / colour | x{info.scale} / {"Y (BT.601 studio range, [0,1])" if info.color == "y" else "RGB [0,1]"} |
 | params / MACs at 270x480 LR | {c["params"]:,} / {c["gmacs"]:.2f} G (deployed form) |
 | recipe hash | `{info.recipe_hash}` |
-| training data | {data_arg}: T91 (91 images), General100 (100), BSD200 (BSDS300 train+val, 200) — HR PNGs, LR by MATLAB bicubic |
+| training data | {data_arg}: T91 (91 images), General100 (100), BSD200 (BSDS300 train+val, 200) — HR PNGs, {lr_made} |
 | validation during training | embedded validation split (scikit-image photos + procedural images) |
-| steps | {summary["steps"]:,} (batch {recipe.data.batch_size}, LR patch {recipe.data.lr_patch}) |
+| steps | {steps} |
 | wall time | {summary["wall_time_s"] / 60:.1f} min on 1 CPU thread (torch {summary["torch_version"]}), sharing a 2-core machine with a second training |
 
 Command (from the repository root, with the public SR training sets in `../shared/data/train`):
