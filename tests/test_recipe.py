@@ -106,3 +106,23 @@ def test_unknown_recipe_name_suggests() -> None:
         load_recipe("espcn_x5")
     with pytest.raises(ConfigError, match="does not exist"):
         load_recipe("/nonexistent/recipe.yaml")
+
+
+def test_shipped_weights_match_their_recipes() -> None:
+    """Every recipe that names weights ships them, trained with that very recipe (same hash)."""
+    from edgesr.modelio import read_info, shipped_weights
+
+    for name in available_recipes():
+        recipe = load_recipe(name)
+        if recipe.model.weights is None:
+            continue
+        info = read_info(shipped_weights(recipe))
+        assert (info.recipe, info.recipe_hash) == (name, recipe.hash()), name
+        assert (info.arch, info.scale, info.color) == (
+            recipe.model.arch,
+            recipe.model.scale,
+            recipe.model.color,
+        )
+    gan = load_recipe("srgan_lite_x4")
+    assert gan.gan is not None and gan.data.degradation == "camera"
+    assert gan.compress.int8_max_drop_db is not None
