@@ -1,6 +1,6 @@
 """ORT CPU latency of a compress run's stage models, measured interleaved for fair ratios.
 
-    python tests/benchmarks/bench_latency.py RUN_DIR [--size 270x480] [--threads 2] [--rounds 15] [--json out.json]
+    python tests/benchmarks/bench_latency.py RUN_DIR [--size 270x480] [--threads 2] [--rounds 15] [--block 4] [--json out.json]
 
 Each round times every model once (after warm-up), so slow phases of a shared machine hit all
 models alike; the table gives per-model medians and the ratio to the FP32 median.
@@ -27,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", default="270x480")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--block", type=int, default=4, help="frames per model per round")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     h, w = (int(v) for v in args.size.split("x"))
@@ -42,13 +43,20 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(3):
             r.infer(frame)
         r.inference_times.clear()
+    # Each round runs every model in a block of --block frames and keeps all but the first:
+    # an idle ORT session's worker threads keep spinning for a while after its last frame,
+    # and with threads > 1 they would steal the cores from the next model's first frame.
     for _ in range(args.rounds):
         for r in runners.values():
-            r.infer(frame)
+            for i in range(args.block):
+                r.infer(frame)
+                if i == 0 and args.block > 1:
+                    r.inference_times.pop()
     med = {k: statistics.median(r.inference_times) * 1000 for k, r in runners.items()}
     base = med.get("fp32")
     print(
-        f"ORT CPU, {args.threads} threads, LR {h}x{w}, {args.rounds} interleaved rounds (medians)"
+        f"ORT CPU, {args.threads} threads, LR {h}x{w}, {args.rounds} interleaved rounds of "
+        f"{args.block} frames per model (medians; first frame of each block dropped)"
     )
     print(f"{'stage':<10} {'p50 ms':>8} {'vs fp32':>8}")
     rows = []
@@ -62,7 +70,13 @@ def main(argv: list[str] | None = None) -> int:
             return 5
         args.json.write_text(
             json.dumps(
-                {"size": [h, w], "threads": args.threads, "rounds": args.rounds, "rows": rows},
+                {
+                    "size": [h, w],
+                    "threads": args.threads,
+                    "rounds": args.rounds,
+                    "block": args.block,
+                    "rows": rows,
+                },
                 indent=2,
             )
             + "\n"
