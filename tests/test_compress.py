@@ -65,6 +65,17 @@ def _flags(sets: list[str]) -> list[str]:
     return [x for s in sets for x in ("--set", s)]
 
 
+def _compress(
+    out: Path, trained: Path, images: Path, sets: list[str]
+) -> subprocess.CompletedProcess[str]:
+    """`edgesr compress` of the test teacher, with the test images for KD, eval and calibration."""
+    folder = str(images)
+    return run(
+        "compress", "--recipe", "espcn_x2", "--from", str(trained), "--data", folder,
+        "--eval", folder, "--calib", folder, "--out", str(out), *_flags(sets),
+    )  # fmt: skip
+
+
 @pytest.mark.parametrize(
     "extra,code,needle",
     [
@@ -145,22 +156,7 @@ def test_empty_and_unreadable_calibration_folders(tmp_path: Path, trained: Path)
 @pytest.mark.slow
 def test_compress_end_to_end(tmp_path: Path, trained: Path, images: Path) -> None:
     out = tmp_path / "compress"
-    proc = run(
-        "compress",
-        "--recipe",
-        "espcn_x2",
-        "--from",
-        str(trained),
-        "--data",
-        str(images),
-        "--eval",
-        str(images),
-        "--calib",
-        str(images),
-        "--out",
-        str(out),
-        *_flags(FAST),
-    )
+    proc = _compress(out, trained, images, FAST)
     assert proc.returncode == 0, proc.stderr[-3000:]
     manifest = json.loads((out / "manifest.json").read_text())
     stages = {s["stage"]: s for s in manifest["stages"]}
@@ -222,22 +218,7 @@ def test_compress_mixed_precision_keeps_chosen_convs_float(
 ) -> None:
     out = tmp_path / "mixed"
     sets = [*FAST, "compress.prune_ratio=0", "compress.int8_max_drop_db=0.0"]
-    proc = run(
-        "compress",
-        "--recipe",
-        "espcn_x2",
-        "--from",
-        str(trained),
-        "--data",
-        str(images),
-        "--eval",
-        str(images),
-        "--calib",
-        str(images),
-        "--out",
-        str(out),
-        *_flags(sets),
-    )
+    proc = _compress(out, trained, images, sets)
     assert proc.returncode == 0, proc.stderr[-3000:]
     manifest = json.loads((out / "manifest.json").read_text())
     mixed = manifest["mixed_precision"]
