@@ -318,15 +318,23 @@ def resolve_recipe_path(name_or_path: str | Path) -> Path:
     )
 
 
-def load_recipe(name_or_path: str | Path, overrides: Iterable[str] = ()) -> Recipe:
-    """Load a recipe by name or path, apply ``a.b=c`` overrides, validate, freeze."""
-    path = resolve_recipe_path(name_or_path)
+def read_yaml_file(path: Path) -> Any:
+    """The parsed YAML of ``path``; a ConfigError naming the file if it is unreadable or invalid.
+
+    Recipes, budgets and calibration sets are all read this way.
+    """
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({exc}); fix the syntax.") from exc
     except OSError as exc:
         raise ConfigError(f"{path}: cannot be read ({exc}).") from exc
+
+
+def load_recipe(name_or_path: str | Path, overrides: Iterable[str] = ()) -> Recipe:
+    """Load a recipe by name or path, apply ``a.b=c`` overrides, validate, freeze."""
+    path = resolve_recipe_path(name_or_path)
+    raw = read_yaml_file(path)
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a recipe must be a YAML mapping, got {type(raw).__name__}.")
     for item in overrides:

@@ -15,7 +15,7 @@ import re
 import shutil
 import subprocess
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -26,6 +26,7 @@ from test_profile import export_tiny_onnx
 from edgesr.check.budget import check_compress_run, load_check_json
 from edgesr.check.report import build_report, detail_window, screenshot, write_report
 from edgesr.cli import main
+from edgesr.compress.pipeline import StageResult
 from edgesr.errors import ConfigError, OutputExistsError
 
 BUDGET = {
@@ -82,25 +83,6 @@ def quantize_qdq(src: Path, dst: Path) -> Path:
     return dst
 
 
-@dataclass
-class Stage:  # the fields of edgesr.compress.pipeline.StageResult
-    stage: str
-    target: str
-    onnx: str
-    weights: str | None
-    params: int
-    gmacs: float
-    file_bytes: int
-    psnr_y: float
-    ssim_y: float
-    latency_p50_ms: float
-    latency_p90_ms: float
-    speedup_vs_fp32: float = 1.0
-    delta_psnr_vs_fp32: float = 0.0
-    seconds: float = 0.0
-    notes: str = ""
-
-
 def make_run_dir(root: Path) -> Path:
     from edgesr.data.embedded import procedural_image
     from edgesr.data.io import write_image
@@ -128,7 +110,7 @@ def make_run_dir(root: Path) -> Path:
         scores = evaluate(OnnxRuntimeRunner(path, threads=1), hr, scale=2)
         bicubic = scores.bicubic
         lat = time_runner(OnnxRuntimeRunner(path, threads=1), size=size, runs=5, warmup=1)
-        row = Stage(
+        row = StageResult(
             name,
             target,
             path.name,

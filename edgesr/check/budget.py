@@ -23,9 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
 from edgesr.errors import ConfigError, DataError, EdgesrError, ModelError
+from edgesr.recipe import read_yaml_file
 
 BUDGET_SCHEMA = 1
 CHECK_SCHEMA = "edgesr.check/1"
@@ -452,12 +451,7 @@ def resolve_budget_path(name_or_path: str | Path) -> Path:
 def load_budget(name_or_path: str | Path) -> Budget:
     """A shipped budget by name (``jetson-orin-nano-1080p30``) or the user's YAML file."""
     path = resolve_budget_path(name_or_path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc}); fix the syntax.") from exc
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot be read ({exc}).") from exc
+    raw = read_yaml_file(path)
     return budget_from_dict(raw, origin=str(path), default_name=path.stem)
 
 

@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from edgesr.errors import ConfigError, DataError
+from edgesr.recipe import read_yaml_file
 
 __all__ = [
     "CalibrationSet",
@@ -138,12 +138,7 @@ def load_calibration_set(name_or_path: str | os.PathLike) -> CalibrationSet:
                 f"({', '.join(available_calibration_sets()) or 'none found'}), a calibration "
                 "YAML file, or an existing folder of images (e.g. frames from your camera)."
             )
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc}); fix the syntax.") from exc
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot be read ({exc}).") from exc
+    raw = read_yaml_file(path)
     return _parse(raw, str(path), path)
 
 
