@@ -324,19 +324,7 @@ class CEngine:
         y = _u8_plane(y, 2, "upscale_y_u8")
         h, w = y.shape
         out = np.empty((h * self.scale, w * self.scale), np.uint8)
-        self.clib.check(
-            self.clib.lib.esr_upscale_y_u8(
-                self.handle,
-                _ptr(y, ctypes.c_uint8),
-                w,
-                h,
-                y.strides[0],
-                _ptr(out, ctypes.c_uint8),
-                out.strides[0],
-            ),
-            "esr_upscale_y_u8",
-        )
-        return out
+        return self._packed_frame("esr_upscale_y_u8", y, out)
 
     def upscale_nv12(self, y: np.ndarray, uv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """NV12: Y (H x W) and interleaved UV (H/2 x W) uint8 planes -> upscaled planes."""
@@ -373,17 +361,22 @@ class CEngine:
         if c != 3:
             raise DataError(f"upscale_rgb_u8 expects HxWx3, got {rgb.shape}")
         out = np.empty((h * self.scale, w * self.scale, 3), np.uint8)
+        return self._packed_frame("esr_upscale_rgb_u8", rgb, out)
+
+    def _packed_frame(self, function: str, src: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """Call ``function(engine, src, w, h, src_stride, dst, dst_stride)`` on uint8 frames."""
+        h, w = src.shape[:2]
         self.clib.check(
-            self.clib.lib.esr_upscale_rgb_u8(
+            getattr(self.clib.lib, function)(
                 self.handle,
-                _ptr(rgb, ctypes.c_uint8),
+                _ptr(src, ctypes.c_uint8),
                 w,
                 h,
-                rgb.strides[0],
+                src.strides[0],
                 _ptr(out, ctypes.c_uint8),
                 out.strides[0],
             ),
-            "esr_upscale_rgb_u8",
+            function,
         )
         return out
 
