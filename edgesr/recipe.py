@@ -169,6 +169,10 @@ class CompressSpec:
     # Weight of the teacher-output loss; the rest goes to the HR target.
     kd_alpha: float = 0.5
     int8: bool = True
+    # Cross-layer channel equalization before INT8 (edgesr.compress.equalize): "auto" keeps it
+    # only if it lowers the PTQ drop on the validation images (it does for ESPCN, not for
+    # AnchorNet/FSRCNN).
+    equalize: Literal["auto", "always", "never"] = "auto"
     # QAT: pure distillation (alpha 1) with MSE at lr 3e-4 measured best on ESPCN x4
     # (Set5, 1500 steps: -0.081 dB vs -0.126 dB with alpha 0.5, L1, lr 1e-4).
     qat_steps: int = 2000

@@ -183,6 +183,14 @@ def test_compress_end_to_end(tmp_path: Path, trained: Path, images: Path) -> Non
     # ORT CPU runs the int8 convs as QLinearConv (the NHWC kernels are com.microsoft.QLinearConv).
     assert sum(n for op, n in ops.items() if op.endswith("QLinearConv")) >= 3, ops
     assert "Conv" not in ops, ops  # no conv left in float
+    assert "DepthToSpace" not in ops, ops  # the pixel shuffle runs on the u8 pixels
+    meta = {p.key: p.value for p in onnx.load(str(out / stages["int8-ort"]["onnx"])).metadata_props}
+    assert meta["edgesr.int8_pixel_shuffle"] == "u8-nhwc"
+    # Equalization was measured both ways on the validation images and the better one kept.
+    eq = manifest["equalization"]
+    assert eq["mode"] == "auto" and eq["validation"] == "embedded"
+    assert eq["applied"] == (eq["ptq_psnr_y"]["equalized"] > eq["ptq_psnr_y"]["plain"])
+    assert set(eq["weight_range_spread"]) == {"conv1", "conv2"}
     qdq = onnx.load(str(out / stages["int8-qdq"]["onnx"]))
     kinds = {n.op_type for n in qdq.graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= kinds

@@ -14,7 +14,7 @@ import onnxruntime as ort  # noqa: E402
 from edgesr.archs import AnchorNet  # noqa: E402
 from edgesr.compress import quantize as Q  # noqa: E402
 from edgesr.compress.calibration import load_calibration  # noqa: E402
-from edgesr.compress.mixed import _psnr, select_float_layers  # noqa: E402
+from edgesr.compress.mixed import model_psnr, select_float_layers  # noqa: E402
 from edgesr.errors import ConfigError  # noqa: E402
 from edgesr.runtime.runners import ORT_SESSION_CONFIG, ort_session_options  # noqa: E402
 
@@ -122,7 +122,7 @@ def test_selection_meets_a_reachable_limit_and_reports_it(net, calib, val_pairs)
     assert tight.float_layers[0] == min(tight.sensitivity, key=tight.sensitivity.get)
     # The reported drop is what that combination really measures.
     q = Q.ptq_nncf(net, calib, float_layers=tight.float_layers)
-    measured = tight.float_psnr - _psnr(q, val_pairs, scale=SCALE, color="rgb")
+    measured = tight.float_psnr - model_psnr(q, val_pairs, scale=SCALE, color="rgb")
     assert measured == pytest.approx(tight.drop_db, abs=1e-6)
     assert tight.met == (tight.drop_db <= limit)
 

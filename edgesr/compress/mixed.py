@@ -28,7 +28,7 @@ from torch import nn
 
 from edgesr.errors import ConfigError
 
-__all__ = ["MixedPrecisionResult", "select_float_layers"]
+__all__ = ["MixedPrecisionResult", "model_psnr", "select_float_layers"]
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,8 @@ class MixedPrecisionResult:
         }
 
 
-def _psnr(model: nn.Module, pairs: Sequence[Any], *, scale: int, color: str) -> float:
+def model_psnr(model: nn.Module, pairs: Sequence[Any], *, scale: int, color: str) -> float:
+    """Mean Y-PSNR of a torch net (float or NNCF fake-quantized) on SR pairs."""
     from edgesr.evaluate import evaluate_pairs_y
 
     def predict(x: np.ndarray) -> np.ndarray:
@@ -112,10 +113,10 @@ def select_float_layers(
         q = ptq_nncf(
             model, frames, signed_activations=signed_activations, float_layers=float_layers
         )
-        return base - _psnr(q, eval_pairs, scale=scale, color=color)
+        return base - model_psnr(q, eval_pairs, scale=scale, color=color)
 
     fp = model.fuse() if hasattr(model, "fuse") else model
-    base = _psnr(fp, eval_pairs, scale=scale, color=color)
+    base = model_psnr(fp, eval_pairs, scale=scale, color=color)
     all_int8 = drop(())
     say(f"  mixed precision: all-INT8 PTQ drop {all_int8:.3f} dB (limit {max_drop_db:.3f})")
     if all_int8 <= max_drop_db:

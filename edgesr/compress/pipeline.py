@@ -344,7 +344,7 @@ def compress(
             )
 
     # INT8 ------------------------------------------------------------------------------------
-    mixed_report: dict[str, Any] = {}
+    int8_reports: dict[str, Any] = {}
     if spec.int8:
         _int8_stages(
             recipe,
@@ -356,7 +356,7 @@ def compress(
             out=out,
             measure=measure,
             log=log,
-            mixed_report=mixed_report,
+            reports=int8_reports,
         )
 
     result.wall_time_s = time.perf_counter() - t_start
@@ -375,7 +375,7 @@ def compress(
         },
         "bicubic": result.bicubic,
         "stages": [asdict(s) for s in result.stages],
-        **({"mixed_precision": mixed_report} if mixed_report else {}),
+        **int8_reports,
         "wall_time_s": result.wall_time_s,
         "torch_version": torch.__version__,
         "python": sys.version.split()[0],
@@ -402,36 +402,46 @@ def _int8_stages(
     out: Path,
     measure: Callable[..., StageResult],
     log: Callable[[str], None] | None,
-    mixed_report: dict[str, Any],
+    reports: dict[str, Any],
 ) -> None:
     """INT8 per target: NNCF PTQ -> QAT with distillation -> ORT-CPU model and TensorRT Q/DQ.
 
     The two targets want different activation grids (ORT's fast kernels take u8 after ReLU,
     TensorRT takes only int8 with zero point 0), so each gets its own PTQ + QAT run.
     """
+    from edgesr.compress.equalize import choose_equalization
     from edgesr.compress.quantize import export_qdq_onnx, ptq_nncf, qat_finetune, qat_to_ort_int8
+    from edgesr.evaluate import resolve_eval_data
     from edgesr.export.onnx_export import stamp_onnx_metadata
 
     spec = recipe.compress
     base = info.params
     int8_info = ModelInfo(info.arch, info.scale, info.color, base, recipe.name, recipe.hash())
 
+    # Equalization and mixed precision are chosen on the recipe's validation images, never
+    # on the set the table reports.
+    val = recipe.data.val or "embedded"
+    val_pairs = (
+        resolve_eval_data(val, scale=info.scale)
+        if spec.equalize == "auto" or (spec.int8_max_drop_db is not None)
+        else []
+    )
+    student, eq_report = choose_equalization(student, calib, val_pairs, mode=spec.equalize, log=log)
+    reports["equalization"] = {**eq_report, "validation": str(val)}
+
     float_layers: tuple[str, ...] = ()
     if spec.int8_max_drop_db is not None:
         from edgesr.compress.mixed import select_float_layers
-        from edgesr.evaluate import resolve_eval_data
 
-        # Chosen on the recipe's validation images, never on the set the table reports.
-        val = recipe.data.val or "embedded"
         mixed = select_float_layers(
             student,
             calib,
-            resolve_eval_data(val, scale=info.scale),
+            val_pairs,
             max_drop_db=spec.int8_max_drop_db,
             log=log,
         )
         float_layers = mixed.float_layers
-        mixed_report.update(mixed.to_dict(), validation=str(val))
+        reports["mixed_precision"] = {**mixed.to_dict(), "validation": str(val)}
         if not mixed.met:
             _say(
                 log,

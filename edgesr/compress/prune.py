@@ -32,7 +32,9 @@ __all__ = [
     "Chain",
     "Link",
     "PruneResult",
+    "chain_for",
     "channel_importance",
+    "check_link",
     "kept_width",
     "prune_channels",
 ]
@@ -173,7 +175,8 @@ def _check_args(ratio: float, criterion: str, min_channels: int, round_to: int) 
             raise ConfigError(f"{name} must be a positive int, got {value!r}")
 
 
-def _chain_for(model: nn.Module) -> Chain:
+def chain_for(model: nn.Module) -> Chain:
+    """The prunable links of ``model`` (ConfigError for a net without a chain)."""
     for cls in type(model).__mro__:
         if cls in PRUNERS:
             return PRUNERS[cls](model)
@@ -184,7 +187,7 @@ def _chain_for(model: nn.Module) -> Chain:
 
 
 # Weight layout (out_dim, in_dim): Conv2d is (out, in, kh, kw), ConvTranspose2d (in, out, kh, kw).
-def _dims(conv: nn.Module) -> tuple[int, int]:
+def weight_dims(conv: nn.Module) -> tuple[int, int]:
     return (1, 0) if isinstance(conv, nn.ConvTranspose2d) else (0, 1)
 
 
@@ -193,7 +196,8 @@ def _norm_except(w: Tensor, dim: int, p: int) -> Tensor:
     return w.detach().double().transpose(0, dim).flatten(1).norm(p=p, dim=1)
 
 
-def _check_link(model: nn.Module, link: Link) -> None:
+def check_link(model: nn.Module, link: Link) -> None:
+    """ModelError unless ``link`` is producer conv -> per-channel activation -> consumer conv."""
     prod, cons = model.get_submodule(link.producer), model.get_submodule(link.consumer)
     for name, conv in ((link.producer, prod), (link.consumer, cons)):
         if not isinstance(conv, (nn.Conv2d, nn.ConvTranspose2d)) or conv.groups != 1:
@@ -272,19 +276,19 @@ def channel_importance(
     """Importance of each channel of ``link``'s hidden tensor (see :func:`prune_channels`)."""
     prod, cons = model.get_submodule(link.producer), model.get_submodule(link.consumer)
     p = 2 if criterion == "l2" else 1
-    consumed = _norm_except(cons.weight, _dims(cons)[1], p)
+    consumed = _norm_except(cons.weight, weight_dims(cons)[1], p)
     if criterion == "activation":
         if act_mean is None:
             raise ConfigError("the 'activation' criterion needs activation statistics")
         return act_mean.to(consumed) * consumed
-    produced = _norm_except(prod.weight, _dims(prod)[0], p)
+    produced = _norm_except(prod.weight, weight_dims(prod)[0], p)
     return produced * consumed
 
 
 def _sliced_conv(conv: nn.Module, out_idx: Tensor | None, in_idx: Tensor | None) -> nn.Module:
     # deepcopy keeps every conv setting (stride, padding, output_padding, dilation, mode).
     new = copy.deepcopy(conv)
-    out_dim, in_dim = _dims(conv)
+    out_dim, in_dim = weight_dims(conv)
     w = conv.weight.detach()
     if out_idx is not None:
         w = w.index_select(out_dim, out_idx)
@@ -378,12 +382,12 @@ def prune_channels(
     Raises ConfigError for a ratio outside [0, 1), an unknown criterion or an unsupported net.
     """
     _check_args(ratio, criterion, min_channels, round_to)
-    _chain_for(model)  # fail on an unsupported class before fusing anything
+    chain_for(model)  # fail on an unsupported class before fusing anything
     net = model.fuse() if hasattr(model, "fuse") else copy.deepcopy(model)
     net.eval()
-    chain = _chain_for(net)
+    chain = chain_for(net)
     for link in chain.links:
-        _check_link(net, link)
+        check_link(net, link)
     before = complexity(net, deploy=False)
 
     means = _activation_means(net, chain.links, data, batches) if criterion == "activation" else {}
