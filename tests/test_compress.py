@@ -187,10 +187,13 @@ def test_compress_end_to_end(tmp_path: Path, trained: Path, images: Path) -> Non
     meta = {p.key: p.value for p in onnx.load(str(out / stages["int8-ort"]["onnx"])).metadata_props}
     assert meta["edgesr.int8_pixel_shuffle"] == "u8-nhwc"
     # Equalization was measured both ways on the validation images and the better one kept.
-    eq = manifest["equalization"]
-    assert eq["mode"] == "auto" and eq["validation"] == "embedded"
-    assert eq["applied"] == (eq["ptq_psnr_y"]["equalized"] > eq["ptq_psnr_y"]["plain"])
-    assert set(eq["weight_range_spread"]) == {"conv1", "conv2"}
+    assert set(manifest["equalization"]) == {"int8-ort", "int8-qdq"}
+    for target, eq in manifest["equalization"].items():
+        assert eq["mode"] == "auto" and eq["validation"] == "embedded"
+        assert eq["signed_activations"] == (target == "int8-qdq")
+        assert eq["applied"] == (eq["ptq_psnr_y"]["equalized"] > eq["ptq_psnr_y"]["plain"])
+        assert set(eq["weight_range_spread"]) == {"conv1", "conv2"}
+        assert ("channels equalized" in stages[target]["notes"]) == eq["applied"]
     qdq = onnx.load(str(out / stages["int8-qdq"]["onnx"]))
     kinds = {n.op_type for n in qdq.graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= kinds

@@ -128,13 +128,14 @@ def choose_equalization(
     *,
     mode: str = "auto",
     power: float = 0.5,
+    signed_activations: bool = False,
     log: Callable[[str], None] | None = None,
 ) -> tuple[nn.Module, dict[str, Any]]:
     """The net to quantize: ``model`` or its equalized form, and a report for the manifest.
 
     ``mode="auto"`` runs NNCF PTQ on both and keeps the one with the higher Y-PSNR on
     ``eval_pairs`` (validation images, never the benchmark reported on); "always"/"never"
-    decide without measuring.
+    decide without measuring. ``signed_activations`` as for the target's PTQ (TensorRT: True).
     """
     if mode not in EQUALIZE_MODES:
         raise ConfigError(f"equalize must be one of {list(EQUALIZE_MODES)}, got {mode!r}")
@@ -165,7 +166,12 @@ def choose_equalization(
     color = "y" if int(getattr(model, "num_channels", 1)) == 1 else "rgb"
     t0 = time.perf_counter()
     psnr = {
-        name: model_psnr(ptq_nncf(net, calib), eval_pairs, scale=scale, color=color)
+        name: model_psnr(
+            ptq_nncf(net, calib, signed_activations=signed_activations),
+            eval_pairs,
+            scale=scale,
+            color=color,
+        )
         for name, net in (("plain", model), ("equalized", eq.model))
     }
     applied = psnr["equalized"] > psnr["plain"]
@@ -176,6 +182,7 @@ def choose_equalization(
         )
     report.update(
         applied=applied,
+        signed_activations=signed_activations,
         ptq_psnr_y={k: float(v) for k, v in psnr.items()},
         seconds=time.perf_counter() - t0,
     )

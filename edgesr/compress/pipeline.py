@@ -426,15 +426,27 @@ def _int8_stages(
         if spec.equalize == "auto" or (spec.int8_max_drop_db is not None)
         else []
     )
-    student, eq_report = choose_equalization(student, calib, val_pairs, mode=spec.equalize, log=log)
-    reports["equalization"] = {**eq_report, "validation": str(val)}
+    # Each target gets its own choice: TensorRT's signed activations lose a bit on ReLU
+    # outputs, and a wider activation range after equalization costs them more.
+    nets: dict[str, nn.Module] = {}
+    reports["equalization"] = {}
+    for target, signed in (("int8-ort", False), ("int8-qdq", True)):
+        nets[target], eq_report = choose_equalization(
+            student,
+            calib,
+            val_pairs,
+            mode=spec.equalize,
+            signed_activations=signed,
+            log=lambda text, t=target: _say(log, f"{text} [{t}]"),
+        )
+        reports["equalization"][target] = {**eq_report, "validation": str(val)}
 
     float_layers: tuple[str, ...] = ()
     if spec.int8_max_drop_db is not None:
         from edgesr.compress.mixed import select_float_layers
 
         mixed = select_float_layers(
-            student,
+            nets["int8-ort"],
             calib,
             val_pairs,
             max_drop_db=spec.int8_max_drop_db,
@@ -449,9 +461,11 @@ def _int8_stages(
                 f"{len(float_layers)} float convs (PTQ drop {mixed.drop_db:.3f} dB); QAT follows",
             )
 
-    def quantized(signed: bool) -> tuple[nn.Module, str]:
-        q = ptq_nncf(student, calib, signed_activations=signed, float_layers=float_layers)
+    def quantized(target: str, signed: bool) -> tuple[nn.Module, str]:
+        q = ptq_nncf(nets[target], calib, signed_activations=signed, float_layers=float_layers)
         note = f"NNCF PTQ on {len(calib)} frames"
+        if reports["equalization"][target]["applied"]:
+            note = "channels equalized; " + note
         if float_layers:
             note += f" (float convs: {', '.join(float_layers)})"
         if spec.qat_steps > 0:
@@ -468,7 +482,7 @@ def _int8_stages(
         return q, note
 
     t0 = time.perf_counter()
-    q_ort, note = quantized(signed=False)
+    q_ort, note = quantized("int8-ort", signed=False)
     ort_path = qat_to_ort_int8(
         q_ort, out / "int8-ort.onnx", calib, scale=info.scale, color=info.color
     )
@@ -484,7 +498,7 @@ def _int8_stages(
     )
 
     t0 = time.perf_counter()
-    q_trt, note = quantized(signed=True)
+    q_trt, note = quantized("int8-qdq", signed=True)
     qdq_path = export_qdq_onnx(
         q_trt,
         out / "int8-qdq.onnx",
