@@ -282,29 +282,37 @@ def test_im2col_first_conv_is_exact(channels, kernel, tmp_path):
     np.testing.assert_allclose(_run(rewritten, x), _run(path, x), rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize(("arch", "scale", "channels"), [("espcn", 4, 1), ("anchornet", 3, 3)])
-def test_u8_pixel_shuffle_is_exact(arch, scale, channels, tmp_path):
+@pytest.mark.parametrize(
+    ("arch", "scale", "channels"), [("espcn", 4, 1), ("espcn", 2, 3), ("anchornet", 3, 3)]
+)
+def test_u8_pixel_shuffle_is_exact_and_only_where_it_pays(arch, scale, channels, tmp_path):
     from edgesr.archs import AnchorNet
 
     torch.manual_seed(0)
-    if arch == "espcn":
-        net = ESPCN(scale=scale, num_channels=1, num_feat=16, num_feat2=8, act="relu").eval()
-    else:  # ends in Add (anchor) + DepthToSpace of 3 * 3**2 channels
-        net = AnchorNet(scale=scale, num_channels=3, num_feat=16, num_blocks=1).eval()
+    if arch == "espcn":  # ends in a conv: ORT runs it in NHWC
+        net = ESPCN(scale=scale, num_channels=channels, num_feat=16, num_feat2=8, act="relu")
+    else:  # ends in the anchor Add, which ORT runs in NCHW
+        net = AnchorNet(scale=scale, num_channels=3, num_feat=16, num_blocks=1)
     color = "y" if channels == 1 else "rgb"
-    src = Q._export_onnx(net, tmp_path / "fp32.onnx", scale=scale, color=color)
+    src = Q._export_onnx(net.eval(), tmp_path / "fp32.onnx", scale=scale, color=color)
     calib = load_calibration("embedded", scale=scale, color=color, num_images=4, crop=24)
-    moved = Q.quantize_ort_static(src, tmp_path / "u8.onnx", calib)
+    default = Q.quantize_ort_static(src, tmp_path / "default.onnx", calib)
     plain = Q.quantize_ort_static(src, tmp_path / "f32.onnx", calib, u8_pixel_shuffle=False)
-    meta = {p.key: p.value for p in onnx.load(str(moved)).metadata_props}
-    assert meta["edgesr.int8_pixel_shuffle"] == ("u8-nhwc" if arch == "espcn" else "u8-nchw")
-    ops = Q.ort_graph_ops(moved)
-    assert ops["DepthToSpace"] == 0 and Q.ort_graph_ops(plain)["DepthToSpace"] == 1
-    # The shuffle is one Transpose; no layout Transpose is added for it (after a QLinearConv,
-    # ORT's NHWC -> NCHW one cancels against the shuffle's).
-    assert ops["Transpose"] <= Q.ort_graph_ops(plain)["Transpose"] + (arch != "espcn")
+    meta = {p.key: p.value for p in onnx.load(str(default)).metadata_props}
+    ops, plain_ops = Q.ort_graph_ops(default), Q.ort_graph_ops(plain)
+    assert plain_ops["DepthToSpace"] == 1
+    if arch == "anchornet":  # the rewrite would add a Transpose: left as it was
+        assert meta["edgesr.int8_pixel_shuffle"] == "float" and ops == plain_ops
+        proto = onnx.load(str(default))
+        assert Q._u8_pixel_shuffle(proto)  # it can be written, it just does not pay
+        default = tmp_path / "forced.onnx"
+        onnx.save(proto, str(default))
+    else:
+        assert meta["edgesr.int8_pixel_shuffle"] == "u8" and ops["DepthToSpace"] == 0
+        # ORT's NHWC -> NCHW Transpose after the last QLinearConv cancels the shuffle's first.
+        assert ops["Transpose"] == plain_ops["Transpose"]
     x = np.random.default_rng(1).random((2, channels, 19, 27), dtype=np.float32)
-    got, ref = _run(moved, x), _run(plain, x)
+    got, ref = _run(default, x), _run(plain, x)
     assert got.shape == (2, channels, 19 * scale, 27 * scale)
     np.testing.assert_array_equal(got, ref)
 

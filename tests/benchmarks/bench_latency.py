@@ -53,7 +53,8 @@ def _models(inputs: list[Path]) -> dict[str, Path]:
                     item / s["onnx"]
                 )
         else:
-            models[item.stem] = item
+            name = item.stem if item.stem not in models else f"{item.parent.name}/{item.stem}"
+            models[name] = item
     return models
 
 
