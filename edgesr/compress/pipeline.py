@@ -426,8 +426,9 @@ def _int8_stages(
         if spec.equalize == "auto" or (spec.int8_max_drop_db is not None)
         else []
     )
-    # Each target gets its own choice: TensorRT's signed activations lose a bit on ReLU
-    # outputs, and a wider activation range after equalization costs them more.
+    # Each target gets its own choice: equalization widens activation ranges, which TensorRT's
+    # signed activations (7 bits for a ReLU output) pay more for. ESPCN x4 PTQ on validation:
+    # +0.35 dB with u8 activations, -0.005 dB with int8.
     nets: dict[str, nn.Module] = {}
     reports["equalization"] = {}
     for target, signed in (("int8-ort", False), ("int8-qdq", True)):
