@@ -18,7 +18,7 @@ power was chosen among 0.4/0.5/0.6 and activation-range terms): -1.01 dB -> -0.6
 on Set5: -0.18 dB -> -0.07 dB.
 
 Data-free and deterministic: only weights are read. It does not help every net: AnchorNet and
-FSRCNN, whose ranges are far more even (spread 2-7x against ESPCN's 11-16x), lost 0.01-0.12 dB
+FSRCNN, whose ranges are more even (spread 2-7x against 9-16x for ESPCN x2/x4), lost 0.01-0.12 dB
 more in PTQ with it. :func:`choose_equalization` therefore measures both on validation images.
 """
 
