@@ -96,7 +96,7 @@ def equalize_channels(model: nn.Module, *, power: float = 0.5) -> EqualizeResult
         if act is not None and not isinstance(act, _HOMOGENEOUS):
             raise ConfigError(
                 f"cannot equalize across {link.act} ({type(act).__name__}): scaling a channel "
-                "only commutes with ReLU/PReLU; set compress.equalize: false for this net"
+                "only commutes with ReLU/PReLU; set compress.equalize: never for this net"
             )
     for link in links:
         prod, cons = net.get_submodule(link.producer), net.get_submodule(link.consumer)

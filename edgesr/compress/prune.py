@@ -37,6 +37,7 @@ __all__ = [
     "check_link",
     "kept_width",
     "prune_channels",
+    "weight_dims",
 ]
 
 CRITERIA: tuple[str, ...] = ("l1", "l2", "activation")
