@@ -1,0 +1,383 @@
+"""Video files through an SR model: ``edgesr upscale clip.mp4 --out clip_x4.mkv``.
+
+Why PyAV (FFmpeg's libraries, in its wheels) and not OpenCV's VideoCapture/VideoWriter:
+OpenCV's writer cannot carry audio and stamps frames at a fixed rate, so a phone clip would
+lose its sound and its variable frame rate. PyAV remuxes the audio packets untouched, gives
+each decoded frame its pts to hand to the encoder, decodes straight to YUV planes (a Y model
+never sees RGB) and encodes FFV1 (lossless), MPEG-4 part 2 and H.264 (libx264) from the same
+wheel. It is an optional extra (``pip install 'edgesr[video]'``): images, raw YUV and cameras
+do not need it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgesr.errors import ConfigError, DataError, require
+from edgesr.upscale.stream import (
+    AtomicOutput,
+    Display,
+    Progress,
+    StreamStats,
+    check_display,
+    nv12_function,
+    nv12_to_bgr,
+    run_pipeline,
+    summary_line,
+    timed,
+)
+
+__all__ = ["VideoWriter", "default_codec", "import_av", "upscale_video"]
+
+# Output codec by extension: FFV1 where the container holds it (lossless, so PSNR can be
+# measured on the result), H.264 for mp4/mov (MPEG-4 part 2 where libx264 is missing).
+_CODECS: dict[str, tuple[str, ...]] = {
+    ".mkv": ("ffv1",),
+    ".avi": ("ffv1",),
+    ".nut": ("ffv1",),
+    ".mp4": ("libx264", "mpeg4"),
+    ".m4v": ("libx264", "mpeg4"),
+    ".mov": ("libx264", "mpeg4"),
+    ".webm": ("libvpx-vp9", "libvpx"),
+}
+
+
+def import_av() -> Any:
+    return require(
+        "av", purpose="video files in `edgesr upscale`", install="pip install 'edgesr[video]'"
+    )
+
+
+def default_codec(path: str | Path, codec: str | None = None) -> str:
+    """The encoder for an output path: ``codec`` if given (checked), else by extension."""
+    av = import_av()
+    suffix = Path(path).suffix.lower()
+    candidates = (codec,) if codec else _CODECS.get(suffix)
+    if not candidates:
+        raise ConfigError(
+            f"no default video codec for '{suffix or path}'; use one of {', '.join(sorted(_CODECS))} "
+            "(.mkv: lossless FFV1, .mp4: H.264) or name one with --codec."
+        )
+    for name in candidates:
+        try:
+            av.codec.Codec(name, "w")
+            return name
+        except Exception:
+            continue
+    raise ConfigError(
+        f"video codec {' / '.join(candidates)} is not available in this FFmpeg build (PyAV "
+        f"{av.__version__}); choose another with --codec (e.g. ffv1, mpeg4, libx264)."
+    )
+
+
+class VideoWriter:
+    """An output container: one encoded video stream, plus audio streams copied from inputs."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        codec: str,
+        width: int,
+        height: int,
+        time_base: Fraction,
+        rate: Fraction | None,
+        audio: tuple[Any, ...] = (),
+        fmt: str | None = None,
+    ) -> None:
+        av = import_av()
+        self.av = av
+        try:
+            self.container = av.open(str(path), "w", format=fmt)
+        except Exception as exc:
+            raise ConfigError(f"cannot create video {path}: {exc}") from exc
+        self.in_tb = time_base
+        # MPEG-4 part 2 allows time-base denominators up to 65535 only; 1/60000 holds 24, 25,
+        # 30, 50, 60 and 30000/1001 fps exactly.
+        self.tb = (
+            Fraction(1, 60000) if codec == "mpeg4" and time_base.denominator > 65535 else time_base
+        )
+        stream = self.container.add_stream(codec, rate=rate or Fraction(30))
+        stream.width, stream.height = width, height
+        stream.pix_fmt = "yuv420p"
+        stream.time_base = self.tb
+        stream.codec_context.time_base = self.tb
+        stream.thread_type = "AUTO"
+        self.stream = stream
+        self.audio = {}
+        for a in audio:
+            try:
+                self.audio[a.index] = self.container.add_stream_from_template(a)
+            except Exception as exc:
+                raise ConfigError(
+                    f"the audio stream ({a.codec_context.name}) cannot be copied into {path.suffix}: "
+                    f"{exc}; write a .mkv, which holds any codec."
+                ) from exc
+        self.width, self.height = width, height
+        self.last_pts: int | None = None
+
+    def _pts(self, pts: int | None) -> int | None:
+        if pts is None:
+            return None
+        out = pts if self.tb == self.in_tb else round(pts * self.in_tb / self.tb)
+        if self.last_pts is not None and out <= self.last_pts:  # encoders need rising pts
+            out = self.last_pts + 1
+        self.last_pts = out
+        return out
+
+    def write_nv12(self, y: np.ndarray, uv: np.ndarray, pts: int | None) -> None:
+        """An upscaled frame as Y (HxW) and UV (H/2 x W/2 x 2) planes, encoded as yuv420p."""
+        h, w = y.shape
+        buf = np.empty((h * 3 // 2, w), np.uint8)
+        buf[:h] = y
+        chroma = buf[h:].reshape(2, h // 2, w // 2)
+        chroma[0] = uv[..., 0]
+        chroma[1] = uv[..., 1]
+        self._encode(self.av.VideoFrame.from_ndarray(buf, format="yuv420p"), pts)
+
+    def write_rgb(self, rgb: np.ndarray, pts: int | None) -> None:
+        self._encode(
+            self.av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24"), pts
+        )
+
+    def _encode(self, frame: Any, pts: int | None) -> None:
+        frame.pts = self._pts(pts)
+        frame.time_base = self.tb
+        for packet in self.stream.encode(frame):
+            self.container.mux(packet)
+
+    def mux_audio(self, packet: Any) -> None:
+        packet.stream = self.audio[packet.stream.index]
+        self.container.mux(packet)
+
+    def close(self) -> None:
+        """Flush the encoder and write the trailer."""
+        for packet in self.stream.encode(None):
+            self.container.mux(packet)
+        self.container.close()
+
+    def abort(self) -> None:
+        with contextlib.suppress(Exception):
+            self.container.close()
+
+
+def frame_planes(frame: Any) -> tuple[np.ndarray, np.ndarray]:
+    """A decoded frame as NV12 planes: Y (HxW) and UV (H/2 x W/2 x 2), views of the frame's
+    buffers where it already is NV12 (rows keep their padded pitch, as a camera buffer)."""
+    fmt = frame.format.name
+    if fmt not in ("nv12", "yuv420p", "yuvj420p"):
+        frame = frame.reformat(format="nv12")  # 4:2:2, 4:4:4, 10-bit ...: FFmpeg's swscale
+        fmt = "nv12"
+    h, w = frame.height, frame.width
+    if h % 2 or w % 2:
+        raise DataError(f"video frames are {w}x{h}; NV12/4:2:0 needs even width and height.")
+
+    def plane(i: int, rows: int, cols: int) -> np.ndarray:
+        p = frame.planes[i]
+        return np.frombuffer(p, np.uint8).reshape(-1, p.line_size)[:rows, :cols]
+
+    y = plane(0, h, w)
+    if fmt == "nv12":
+        return y, plane(1, h // 2, w).reshape(h // 2, w // 2, 2)
+    return y, np.stack((plane(1, h // 2, w // 2), plane(2, h // 2, w // 2)), axis=-1)
+
+
+def _open_input(av: Any, src: Path) -> Any:
+    if not src.is_file():
+        raise DataError(f"video {src} does not exist.")
+    try:
+        container = av.open(str(src))
+    except Exception as exc:
+        raise DataError(f"cannot read video {src}: {exc}; is it a complete video file?") from exc
+    if not container.streams.video:
+        container.close()
+        raise DataError(f"{src} has no video stream.")
+    return container
+
+
+def upscale_video(
+    upscaler: Any,
+    src: str | Path,
+    dst: str | Path,
+    *,
+    codec: str | None = None,
+    frames: int | None = None,
+    display: bool = False,
+    force: bool = False,
+    log: Any = print,
+) -> dict[str, Any]:
+    """Upscale every frame of a video file into ``dst``, keeping audio and timestamps.
+
+    Y models get NV12 planes (Y through the net, chroma resized, never RGB); RGB models get
+    RGB frames. ``frames`` stops after that many frames. A video that ends early keeps what
+    was decoded, with a warning; one with no decodable frame is a DataError.
+    """
+    av = import_av()
+    src, dst = Path(src), Path(dst)
+    if display:
+        check_display()
+    out = AtomicOutput(dst, force=force, src=src)
+    codec_name = default_codec(dst, codec)
+    container = _open_input(av, src)
+    try:
+        vstream = container.streams.video[0]
+        vstream.thread_type = "AUTO"
+        astreams = tuple(container.streams.audio)
+        with out as tmp:
+            stats = _run(
+                upscaler,
+                av,
+                container,
+                vstream,
+                astreams,
+                tmp,
+                src=src,
+                codec=codec_name,
+                frames=frames,
+                display=display,
+                log=log,
+            )
+    finally:
+        container.close()
+    stats["output"] = str(dst)
+    log(f"upscale: {summary_line(stats)}")
+    return stats
+
+
+def _run(
+    upscaler: Any,
+    av: Any,
+    container: Any,
+    vstream: Any,
+    astreams: tuple[Any, ...],
+    tmp: Path,
+    *,
+    src: Path,
+    codec: str,
+    frames: int | None,
+    display: bool,
+    log: Any,
+) -> dict[str, Any]:
+    yuv = getattr(upscaler, "color", "y") == "y"
+    state: dict[str, Any] = {"decoded": 0, "error": None, "last_pts": None}
+    writer: VideoWriter | None = None
+    total = frames or (vstream.frames or None)
+
+    def source() -> Any:
+        try:
+            for packet in container.demux(vstream, *astreams):
+                if packet.stream.type == "audio":
+                    if packet.dts is not None and packet.size:
+                        yield ("a", packet)
+                    continue
+                for frame in packet.decode():
+                    if frames is not None and state["decoded"] >= frames:
+                        return
+                    state["decoded"] += 1
+                    state["last_pts"] = frame.pts
+                    data = frame_planes(frame) if yuv else frame.to_ndarray(format="rgb24")
+                    yield ("v", data, frame.pts)
+        except av.error.FFmpegError as exc:  # truncated or corrupt from here on
+            state["error"] = exc
+
+    upscale_nv12 = nv12_function(upscaler)
+    stats = StreamStats()
+    progress = Progress(total=total)
+    window = Display() if display else None
+
+    def process(item: Any) -> Any:
+        if item[0] == "a":
+            return item
+        _, data, pts = item
+        if yuv:
+            (y, uv), seconds = timed(upscaler, upscale_nv12, *data)
+            out = ("v", (y, uv), pts)
+        else:
+            rgb, seconds = timed(upscaler, upscaler.upscale_rgb, data)
+            out = ("v", rgb, pts)
+        stats.add_latency(seconds)
+        return out
+
+    def sink(item: Any) -> None:
+        nonlocal writer
+        if item[0] == "a":
+            if writer is not None:
+                writer.mux_audio(item[1])
+            else:  # audio before the first video frame: keep it for when the writer exists
+                pending.append(item[1])
+            return
+        _, data, pts = item
+        if writer is None:
+            h, w = data[0].shape if yuv else data.shape[:2]
+            writer = VideoWriter(
+                tmp,
+                codec=codec,
+                width=w,
+                height=h,
+                time_base=vstream.time_base,
+                rate=vstream.average_rate or vstream.guessed_rate,
+                audio=astreams,
+            )
+            for packet in pending:
+                writer.mux_audio(packet)
+            pending.clear()
+        if yuv:
+            writer.write_nv12(*data, pts)
+        else:
+            writer.write_rgb(data, pts)
+        stats.add_frame()
+        progress.update()
+        if window is not None:
+            window.show_bgr(nv12_to_bgr(*data) if yuv else data[..., ::-1])
+
+    pending: list[Any] = []
+    try:
+        run_pipeline(source(), process, sink)
+        if writer is None:
+            detail = f" ({state['error']})" if state["error"] else ""
+            raise DataError(
+                f"no frame of {src} could be decoded{detail}; is it a complete video file?"
+            )
+        writer.close()
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        stats.close()
+        raise
+    finally:
+        progress.close()
+        if window is not None:
+            window.close()
+    _warn_if_short(vstream, state, frames=frames, src=src, log=log)
+    result = stats.finish(output=None)
+    if state.get("warning"):
+        result["warning"] = state["warning"]
+    return result
+
+
+def _warn_if_short(
+    vstream: Any, state: dict[str, Any], *, frames: int | None, src: Path, log: Any
+) -> None:
+    """Say so when the input ended before its header said it would."""
+    n = state["decoded"]
+    if frames is not None and n >= frames:
+        return
+    reason = None
+    if state["error"] is not None:
+        reason = f"decoding stopped with an error ({state['error']})"
+    elif vstream.frames and n < vstream.frames:
+        reason = f"the header announces {vstream.frames} frames"
+    elif vstream.duration and state["last_pts"] is not None and vstream.average_rate:
+        frame_time = 1 / vstream.average_rate
+        end = (state["last_pts"] - (vstream.start_time or 0)) * vstream.time_base + frame_time
+        if end < vstream.duration * vstream.time_base - 2 * frame_time:
+            reason = f"the header announces {float(vstream.duration * vstream.time_base):.2f} s, frames end at {float(end):.2f} s"
+    if reason:
+        message = f"{src} ended early: {reason}; kept the {n} frames decoded so far."
+        state["warning"] = message
+        log(f"upscale: warning: {message}")
