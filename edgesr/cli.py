@@ -346,6 +346,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace an existing export in --out")
     p.set_defaults(func=cmd_export)
 
+    from edgesr.upscale.command import add_upscale_parser
+
+    add_upscale_parser(sub, _add_recipe_args)
+
     from edgesr.profile.cli_commands import add_check_parser, add_profile_parser, add_report_parser
 
     add_profile_parser(sub)

@@ -240,6 +240,28 @@ class Upscaler:
             y_u8 = _to_u8(self.infer(np.ascontiguousarray(ycc[None, :, :, 0]))[0])
             return _ycc_to_rgb_u8(y_u8, self._resize(ycc[:, :, 1:], y_u8.shape))
 
+    def upscale_float(self, rgb: np.ndarray) -> np.ndarray:
+        """HxWx3 float RGB in [0, 1] -> sHxsWx3 float32 in [0, 1] (clipped, not rounded).
+
+        For 16-bit images: the net sees the full-precision input, nothing is rounded to 8 bits.
+        """
+        if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or rgb.shape[2] != 3:
+            raise DataError(f"upscale_float expects HxWx3 RGB, got {getattr(rgb, 'shape', rgb)}")
+        if not np.issubdtype(rgb.dtype, np.floating):
+            raise DataError(f"upscale_float expects float RGB in [0, 1], got {rgb.dtype}")
+        with self._frame():
+            if self.color == "rgb":
+                x = np.ascontiguousarray(rgb.transpose(2, 0, 1), dtype=np.float32)
+                return np.clip(self.infer(x), 0.0, 1.0).transpose(1, 2, 0)
+            ycc = _rgb_to_ycc(rgb)
+            y = np.clip(self.infer(np.ascontiguousarray(ycc[None, :, :, 0]))[0], 0.0, 1.0)
+            cbcr = self._resize(ycc[:, :, 1:], y.shape)
+            out = np.empty((*y.shape, 3), np.float32)
+            for r in _rows(y.shape[0]):
+                ycc_out = np.concatenate([y[r, :, None], cbcr[r]], axis=2).astype(np.float64)
+                out[r] = np.clip((ycc_out * 255.0 - _YCC_OFFSET) @ _YCC2RGB.T, 0.0, 1.0)
+            return out
+
     def upscale_y(self, y: np.ndarray) -> np.ndarray:
         """HxW uint8 luma (BT.601 studio range) -> sHxsW uint8; Y models only."""
         if self.color != "y":
