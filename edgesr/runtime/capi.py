@@ -327,7 +327,15 @@ class CEngine:
         return self._packed_frame("esr_upscale_y_u8", y, out)
 
     def upscale_nv12(self, y: np.ndarray, uv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """NV12: Y (H x W) and interleaved UV (H/2 x W) uint8 planes -> upscaled planes."""
+        """NV12: Y (H x W) and interleaved UV (H/2 x W, or H/2 x W/2 x 2) uint8 planes ->
+        upscaled planes, UV in the layout given.
+
+        Each plane may be a strided view with its own row pitch (a camera buffer whose rows are
+        padded, Y and UV at separate addresses): both go to esr_upscale_nv12 uncopied.
+        """
+        pairs = isinstance(uv, np.ndarray) and uv.ndim == 3 and uv.shape[2] == 2
+        if pairs:  # (H/2, W/2, 2) with packed pairs is the same bytes as (H/2, W): a view
+            uv = uv.reshape(uv.shape[0], uv.shape[1] * 2)
         y = _u8_plane(y, 2, "upscale_nv12")
         uv = _u8_plane(uv, 2, "upscale_nv12")
         h, w = y.shape
@@ -352,7 +360,7 @@ class CEngine:
             ),
             "esr_upscale_nv12",
         )
-        return y_out, uv_out
+        return y_out, (uv_out.reshape(h * s // 2, w * s // 2, 2) if pairs else uv_out)
 
     def upscale_rgb_u8(self, rgb: np.ndarray) -> np.ndarray:
         """HxWx3 uint8 RGB -> upscaled HxWx3 uint8 RGB."""

@@ -292,6 +292,52 @@ static void test_nv12(esr_engine* e) {
   free(uv_out);
 }
 
+/* Camera buffers: Y and UV planes in separate allocations, each with a row pitch wider than
+ * the frame (64-byte aligned rows) and garbage in the padding. The result must equal the call
+ * on packed copies of the same planes, and padded output rows must keep their padding. */
+static void test_nv12_camera_pitch(esr_engine* e) {
+  const size_t w = 38, h = 22, pitch = 64, ow = 76, oh = 44, opitch = 128;
+  uint8_t* y_pad = (uint8_t*)malloc(pitch * h);
+  uint8_t* uv_pad = (uint8_t*)malloc(pitch * h / 2);
+  uint8_t* y_packed = (uint8_t*)malloc(w * h);
+  uint8_t* uv_packed = (uint8_t*)malloc(w * h / 2);
+  uint8_t* y_ref = (uint8_t*)malloc(ow * oh);
+  uint8_t* uv_ref = (uint8_t*)malloc(ow * oh / 2);
+  uint8_t* y_out = (uint8_t*)malloc(opitch * oh);
+  uint8_t* uv_out = (uint8_t*)malloc(opitch * oh / 2);
+  size_t x, y, bad = 0, pad_changed = 0;
+  memset(y_pad, 0xAA, pitch * h);
+  memset(uv_pad, 0x55, pitch * h / 2);
+  memset(y_out, 0xEE, opitch * oh);
+  memset(uv_out, 0xEE, opitch * oh / 2);
+  for (y = 0; y < h; ++y)
+    for (x = 0; x < w; ++x) y_pad[y * pitch + x] = y_packed[y * w + x] = (uint8_t)(x * 7 + y * 3);
+  for (y = 0; y < h / 2; ++y)
+    for (x = 0; x < w; ++x)
+      uv_pad[y * pitch + x] = uv_packed[y * w + x] = (uint8_t)((x & 1) ? 200 - x * 3 : 40 + x * 5 + y);
+  CHECK_STATUS(esr_upscale_nv12(e, y_packed, w, uv_packed, w, w, h, y_ref, ow, uv_ref, ow), ESR_OK);
+  CHECK_STATUS(esr_upscale_nv12(e, y_pad, pitch, uv_pad, pitch, w, h, y_out, opitch, uv_out, opitch),
+               ESR_OK);
+  for (y = 0; y < oh; ++y) {
+    for (x = 0; x < ow; ++x) bad += y_out[y * opitch + x] != y_ref[y * ow + x];
+    for (x = ow; x < opitch; ++x) pad_changed += y_out[y * opitch + x] != 0xEE;
+  }
+  for (y = 0; y < oh / 2; ++y) {
+    for (x = 0; x < ow; ++x) bad += uv_out[y * opitch + x] != uv_ref[y * ow + x];
+    for (x = ow; x < opitch; ++x) pad_changed += uv_out[y * opitch + x] != 0xEE;
+  }
+  CHECK(bad == 0);
+  CHECK(pad_changed == 0);
+  free(y_pad);
+  free(uv_pad);
+  free(y_packed);
+  free(uv_packed);
+  free(y_ref);
+  free(uv_ref);
+  free(y_out);
+  free(uv_out);
+}
+
 static void test_f32(esr_engine* e) {
   const size_t n = 2, w = 9, h = 5;
   float* in = (float*)malloc(n * w * h * sizeof(float));
@@ -423,6 +469,7 @@ int main(int argc, char** argv) {
     test_sizes(e);
     test_y_u8(e);
     test_nv12(e);
+    test_nv12_camera_pitch(e);
     test_f32(e);
     test_rgb_on_y_model(e);
     esr_engine_destroy(e);
