@@ -51,14 +51,9 @@ def make_pairs(images: Iterable[LoadedImage], *, scale: int) -> list[SRPair]:
     """Mod-crop each HR and make its LR with MATLAB bicubic (the published-numbers protocol)."""
     pairs = []
     for img in images:
-        hr = mod_crop(img.rgb, scale)
-        if hr.shape[0] < scale or hr.shape[1] < scale:
-            warnings.warn(
-                f"{img.name}: {img.rgb.shape[1]}x{img.rgb.shape[0]} is too small for x{scale}; skipped",
-                DataWarning,
-                stacklevel=2,
-            )
+        if _too_small(img, scale):
             continue
+        hr = mod_crop(img.rgb, scale)
         lr = imresize(hr, 1.0 / scale)
         pairs.append(SRPair(img.name, hr, lr))
     return pairs
@@ -77,14 +72,28 @@ def make_degraded_pairs(
     _check_camera(spec)
     pairs = []
     for i, img in enumerate(images):
-        hr = mod_crop(img.rgb, scale)
-        if hr.shape[0] < scale or hr.shape[1] < scale:
-            warnings.warn(f"{img.name}: too small for x{scale}; skipped", DataWarning, stacklevel=2)
+        if _too_small(img, scale):
             continue
+        hr = mod_crop(img.rgb, scale)
         rng = np.random.default_rng([seed, i])
         lr = degrade(hr, scale=scale, rng=rng, spec=spec)
         pairs.append(SRPair(img.name, hr, np.rint(lr * 255.0).astype(np.uint8)))
     return pairs
+
+
+def _too_small(img: LoadedImage, scale: int) -> bool:
+    """Warn (naming the file) and say True when an image has a side shorter than the scale:
+    nothing is left of it after mod-crop, and one such file must not abort a whole run."""
+    h, w = img.rgb.shape[:2]
+    if h >= scale and w >= scale:
+        return False
+    warnings.warn(
+        f"skipping {img.path or img.name}: {w}x{h} pixels is too small for x{scale} "
+        f"(each side needs at least {scale} pixels)",
+        DataWarning,
+        stacklevel=3,
+    )
+    return True
 
 
 def _check_camera(spec: CameraDegradation) -> None:
