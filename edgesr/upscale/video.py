@@ -353,7 +353,7 @@ def _run(
         progress.close()
         if window is not None:
             window.close()
-    _warn_if_short(vstream, state, frames=frames, src=src, log=log)
+    _warn_if_short(container, vstream, state, frames=frames, src=src, log=log)
     result = stats.finish(output=None)
     if state.get("warning"):
         result["warning"] = state["warning"]
@@ -361,22 +361,28 @@ def _run(
 
 
 def _warn_if_short(
-    vstream: Any, state: dict[str, Any], *, frames: int | None, src: Path, log: Any
+    container: Any, vstream: Any, state: dict[str, Any], *, frames: int | None, src: Path, log: Any
 ) -> None:
-    """Say so when the input ended before its header said it would."""
+    """Say so when the input ended before its header said it would (frame count or duration)."""
     n = state["decoded"]
     if frames is not None and n >= frames:
         return
     reason = None
+    if vstream.duration:
+        duration = float(vstream.duration * vstream.time_base)
+    else:  # Matroska keeps the duration for the whole file only (microseconds)
+        duration = (container.duration or 0) / 1e6
     if state["error"] is not None:
         reason = f"decoding stopped with an error ({state['error']})"
     elif vstream.frames and n < vstream.frames:
-        reason = f"the header announces {vstream.frames} frames"
-    elif vstream.duration and state["last_pts"] is not None and vstream.average_rate:
-        frame_time = 1 / vstream.average_rate
-        end = (state["last_pts"] - (vstream.start_time or 0)) * vstream.time_base + frame_time
-        if end < vstream.duration * vstream.time_base - 2 * frame_time:
-            reason = f"the header announces {float(vstream.duration * vstream.time_base):.2f} s, frames end at {float(end):.2f} s"
+        reason = f"its header announces {vstream.frames} frames"
+    elif duration and state["last_pts"] is not None and vstream.average_rate:
+        frame_time = float(1 / vstream.average_rate)
+        end = (
+            float((state["last_pts"] - (vstream.start_time or 0)) * vstream.time_base) + frame_time
+        )
+        if end < duration - 2 * frame_time:
+            reason = f"its header announces {duration:.2f} s, the frames end at {end:.2f} s"
     if reason:
         message = f"{src} ended early: {reason}; kept the {n} frames decoded so far."
         state["warning"] = message
