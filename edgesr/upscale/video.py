@@ -47,6 +47,15 @@ _CODECS: dict[str, tuple[str, ...]] = {
 }
 
 
+# libx264's default preset (medium) encodes 1080p at a few frames/s on a 2-core CPU;
+# ultrafast keeps a live stream real-time, crf 18 keeps it visually lossless. FFV1 version 3
+# with slices encodes on several threads (1.3x at 1080p on 2 cores).
+_CODEC_OPTIONS: dict[str, dict[str, str]] = {
+    "libx264": {"preset": "ultrafast", "crf": "18"},
+    "ffv1": {"level": "3", "slices": "4"},
+}
+
+
 def import_av() -> Any:
     return require(
         "av", purpose="video files in `edgesr upscale`", install="pip install 'edgesr[video]'"
@@ -102,7 +111,9 @@ class VideoWriter:
         self.tb = (
             Fraction(1, 60000) if codec == "mpeg4" and time_base.denominator > 65535 else time_base
         )
-        stream = self.container.add_stream(codec, rate=rate or Fraction(30))
+        stream = self.container.add_stream(
+            codec, rate=rate or Fraction(30), options=dict(_CODEC_OPTIONS.get(codec, {}))
+        )
         stream.width, stream.height = width, height
         stream.pix_fmt = "yuv420p"
         stream.time_base = self.tb
