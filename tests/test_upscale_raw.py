@@ -271,9 +271,9 @@ def test_c_backend_stream_fast_path_matches_onnxruntime(tmp_path: Path, c_engine
     for backend in ("onnxruntime", "c"):
         with open_upscaler(model=c_engine_model, backend=backend, threads=1) as up:
             if backend == "c":
-                from edgesr.upscale.stream import nv12_function
+                from edgesr.upscale.stream import NV12Path
 
-                assert nv12_function(up) is not up.upscale_nv12  # the fast path is taken
+                assert NV12Path(up).fast  # the Y plane goes straight to libedgesr
             upscale_raw_(up, src, tmp_path / f"{backend}.nv12", size=f"{W}x{H}")
         outs[backend] = (tmp_path / f"{backend}.nv12").read_bytes()
     assert outs["c"] == outs["onnxruntime"]

@@ -18,12 +18,11 @@ import numpy as np
 from edgesr.errors import ConfigError, DataError
 from edgesr.upscale.stream import (
     AtomicOutput,
+    NV12Path,
     Progress,
     StreamStats,
-    nv12_function,
     run_pipeline,
     summary_line,
-    timed,
 )
 
 __all__ = ["RAW_FORMATS", "Y4mHeader", "parse_size", "read_y4m_header", "upscale_raw"]
@@ -162,7 +161,7 @@ def upscale_raw(
             min(count, frames) if frames is not None and count is not None else (frames or count)
         )
 
-        def source() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        def source() -> Iterator[tuple[Any, ...]]:
             n = 0
             while frames is None or n < frames:
                 if kind == "y4m":
@@ -179,14 +178,14 @@ def upscale_raw(
                         state["short"] = (n, buf.size)
                     return
                 n += 1
-                yield _planes(buf, w, h, layout)
+                yield nv12.prepare(*_planes(buf, w, h, layout))
 
-        upscale_nv12 = nv12_function(upscaler)
+        nv12 = NV12Path(upscaler)
         stats = StreamStats()
         progress = Progress(total=total)
 
-        def process(planes: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-            result, seconds = timed(upscaler, upscale_nv12, *planes)
+        def process(item: tuple[Any, ...]) -> tuple[np.ndarray, np.ndarray]:
+            result, seconds = nv12.run(item)
             stats.add_latency(seconds)
             return result
 

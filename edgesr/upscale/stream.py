@@ -31,6 +31,7 @@ __all__ = [
     "Progress",
     "StreamStats",
     "check_display",
+    "NV12Path",
     "run_pipeline",
     "timed",
 ]
@@ -128,34 +129,45 @@ def timed(upscaler: Any, fn: Callable[..., Any], *args: Any) -> tuple[Any, float
     return out, wall
 
 
-def nv12_function(
-    upscaler: Any,
-) -> Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    """``upscale_nv12`` for this upscaler, with the stream fast path of the C runtime.
+class NV12Path:
+    """How a stream runs NV12 frames through an Upscaler, split over the pipeline's threads.
 
-    With libedgesr (backend ``c``) and a Y model, a frame's Y plane goes straight into
-    ``esr_upscale_y_u8`` as the strided plane it is (no float conversion or copy in Python),
-    and the chroma is resized exactly as :meth:`Upscaler.upscale_nv12` does, so frames match
-    the other backends bit for bit. Tiled frames take the Upscaler's path.
+    For a Y model, :meth:`Upscaler.upscale_nv12` is the net on Y plus a resize of UV; here the
+    chroma resize runs on the reader thread (:meth:`prepare`) and only the net on the inference
+    thread (:meth:`run`), with the same bytes as a result. With libedgesr (backend ``c``) the
+    strided Y plane goes straight into ``esr_upscale_y_u8`` (the stream fast path: no float
+    conversion or copy in Python); tiled frames take the Upscaler's own path. RGB models, and
+    frames the Upscaler would refuse (odd sizes), go through ``upscale_nv12`` whole.
     """
-    runner = getattr(upscaler, "runner", None)
-    engine = getattr(runner, "engine", None)
-    if (
-        getattr(upscaler, "color", None) != "y"
-        or engine is None
-        or not hasattr(engine, "upscale_y_u8")
-    ):
-        return upscaler.upscale_nv12
-    resize = upscaler._resize
-    s = int(upscaler.scale)
 
-    def fast(y: np.ndarray, uv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        h, w = y.shape
-        if upscaler.tile_for(h, w) is not None or h % 2 or w % 2 or uv.shape != (h // 2, w // 2, 2):
-            return upscaler.upscale_nv12(y, uv)  # tiling, or the Upscaler's checks and errors
-        return engine.upscale_y_u8(y), np.ascontiguousarray(resize(uv, (h * s // 2, w * s // 2)))
+    def __init__(self, upscaler: Any) -> None:
+        self.up = upscaler
+        self.split = getattr(upscaler, "color", None) == "y" and all(
+            hasattr(upscaler, name) for name in ("upscale_y", "_resize", "tile_for")
+        )
+        engine = getattr(getattr(upscaler, "runner", None), "engine", None)
+        self.engine = engine if self.split and hasattr(engine, "upscale_y_u8") else None
+        self.fast = self.engine is not None
 
-    return fast
+    def prepare(self, y: np.ndarray, uv: np.ndarray) -> tuple[Any, ...]:
+        """Reader thread: resize the chroma now where the frame will be split."""
+        h, w = y.shape[:2]
+        ok = not (h % 2 or w % 2) and getattr(uv, "shape", None) == (h // 2, w // 2, 2)
+        if not (self.split and ok and y.dtype == np.uint8 and uv.dtype == np.uint8):
+            return (y, uv, None)
+        s = int(self.up.scale)
+        return (y, None, np.ascontiguousarray(self.up._resize(uv, (h * s // 2, w * s // 2))))
+
+    def run(self, item: tuple[Any, ...]) -> tuple[tuple[np.ndarray, np.ndarray], float]:
+        """Inference thread: the upscaled (Y, UV) planes and the model's seconds."""
+        y, uv, uv_out = item
+        if uv_out is None:
+            return timed(self.up, self.up.upscale_nv12, y, uv)
+        if self.engine is not None and self.up.tile_for(*y.shape) is None:
+            y_out, seconds = timed(None, self.engine.upscale_y_u8, y)
+        else:
+            y_out, seconds = timed(self.up, self.up.upscale_y, y)
+        return (y_out, uv_out), seconds
 
 
 class StreamStats:

@@ -22,10 +22,10 @@ from edgesr.errors import ConfigError, DataError, require
 from edgesr.upscale.stream import (
     AtomicOutput,
     Display,
+    NV12Path,
     Progress,
     StreamStats,
     check_display,
-    nv12_function,
     nv12_to_bgr,
     run_pipeline,
     summary_line,
@@ -291,12 +291,16 @@ def _run(
                         return
                     state["decoded"] += 1
                     state["last_pts"] = frame.pts
-                    data = frame_planes(frame) if yuv else frame.to_ndarray(format="rgb24")
+                    data = (
+                        nv12.prepare(*frame_planes(frame))
+                        if yuv
+                        else frame.to_ndarray(format="rgb24")
+                    )
                     yield ("v", data, frame.pts)
         except av.error.FFmpegError as exc:  # truncated or corrupt from here on
             state["error"] = exc
 
-    upscale_nv12 = nv12_function(upscaler)
+    nv12 = NV12Path(upscaler)
     stats = StreamStats()
     progress = Progress(total=total)
     window = Display() if display else None
@@ -306,8 +310,8 @@ def _run(
             return item
         _, data, pts = item
         if yuv:
-            (y, uv), seconds = timed(upscaler, upscale_nv12, *data)
-            out = ("v", (y, uv), pts)
+            planes, seconds = nv12.run(data)
+            out = ("v", planes, pts)
         else:
             rgb, seconds = timed(upscaler, upscaler.upscale_rgb, data)
             out = ("v", rgb, pts)
