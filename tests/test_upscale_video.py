@@ -282,3 +282,38 @@ def test_real_camera_device(tmp_path: Path, upscaler) -> None:
 
     stats = upscale_camera(upscaler, devices[0], tmp_path / "cam.mkv", frames=3, log=lambda _: None)
     assert stats["frames"] == 3
+
+
+# -- the command line ----------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_cli_ctrl_c_mid_video_exits_130_and_leaves_no_output(tmp_path: Path) -> None:
+    """`edgesr upscale clip.mkv`: a full run, then SIGINT once the partial output exists."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    src = make_video(tmp_path / "clip.mkv", photo_frames(12) * 50, audio_s=1.0)
+    cmd = [sys.executable, "-m", "edgesr", "upscale", str(src), "--recipe", "espcn_x4"]
+    cmd += ["--threads", "1"]
+    done = subprocess.run([*cmd, "--frames", "5"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "clip_x4.mkv").is_file() and "5 frames" in done.stdout
+    again = subprocess.run([*cmd, "--frames", "5"], capture_output=True, text=True, timeout=300)
+    assert again.returncode == 5 and "--force" in again.stderr
+
+    proc = subprocess.Popen(
+        [*cmd, "--out", str(tmp_path / "long.mkv")], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob("long.*.partial.mkv")):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+        time.sleep(0.05)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err.decode()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mkv", "clip_x4.mkv"]
