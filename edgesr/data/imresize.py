@@ -25,7 +25,7 @@ import torch
 
 from edgesr.errors import ConfigError, DataError
 
-__all__ = ["imresize", "imresize_torch", "resize_weights"]
+__all__ = ["imresize", "imresize_rows", "imresize_torch", "resize_weights"]
 
 _KERNEL_WIDTH = 4.0
 _INT_RANGES = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
@@ -199,6 +199,37 @@ def imresize(
     x = img if img.ndim == 3 else img[:, :, None]
     for dim in _order(scales):
         weights, idx = _contributions(x.shape[dim], out_hw[dim], scales[dim], antialias)
+        y = _resize_dim(x.astype(np.float64, copy=False), dim, weights, idx)
+        x = _round_saturate(y, dtype) if is_int else y
+    if img.ndim == 2:
+        x = x[:, :, 0]
+    return x if is_int else x.astype(dtype, copy=False)
+
+
+def imresize_rows(img: np.ndarray, scale: float, rows: tuple[int, int]) -> np.ndarray:
+    """Output rows ``rows[0]:rows[1]`` of ``imresize(img, scale)``, bit-identical to slicing it.
+
+    Reads only the input rows those output rows need, so a huge image can be resized strip by
+    strip (the whole-image float64 passes of a 64-megapixel photo take gigabytes).
+    """
+    if not isinstance(img, np.ndarray) or img.ndim not in (2, 3) or img.size == 0:
+        raise DataError(f"imresize_rows expects a non-empty HxW or HxWxC array, got {img!r:.80}")
+    dtype = img.dtype
+    is_int = dtype in _INT_RANGES
+    out_hw, scales = _plan(img.shape[:2], scale, None)
+    a, b = int(rows[0]), int(rows[1])
+    if not 0 <= a < b <= out_hw[0]:
+        raise ConfigError(f"rows {rows} are outside the {out_hw[0]} output rows")
+    x = img if img.ndim == 3 else img[:, :, None]
+    rw, ridx = _contributions(x.shape[0], out_hw[0], scales[0], True)
+    rw, ridx = rw[a:b], ridx[a:b]
+    lo, hi = int(ridx.min()), int(ridx.max()) + 1
+    x, ridx = x[lo:hi], ridx - lo
+    for dim in _order(scales):
+        if dim == 0:
+            weights, idx = rw, ridx
+        else:
+            weights, idx = _contributions(img.shape[1], out_hw[1], scales[1], True)
         y = _resize_dim(x.astype(np.float64, copy=False), dim, weights, idx)
         x = _round_saturate(y, dtype) if is_int else y
     if img.ndim == 2:
