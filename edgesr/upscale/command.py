@@ -56,10 +56,7 @@ def input_kind(text: str) -> str:
     return kind
 
 
-def _default_stream_output(text: str, kind: str, scale: int) -> Path:
-    if kind == "camera":
-        number = re.sub(r"\D", "", text)
-        return Path(f"camera{number}_x{scale}.mkv")
+def _default_stream_output(text: str, scale: int) -> Path:
     src = Path(text)
     return src.with_name(f"{src.stem}_x{scale}{src.suffix}")
 
@@ -136,7 +133,7 @@ def run_upscale(args: argparse.Namespace, *, log: Callable[[str], None] = print)
                 log(f"upscale: skipped {path}")
             log(_summary(len(result.written), len(result.skipped), up, result.seconds))
         else:
-            dst = Path(args.out) if args.out else _default_stream_output(args.input, kind, up.scale)
+            dst = Path(args.out) if args.out else _default_stream_output(args.input, up.scale)
             common = {"frames": args.frames, "force": args.force, "log": log}
             if kind == "video":
                 _stream_module("video").upscale_video(
@@ -144,9 +141,14 @@ def run_upscale(args: argparse.Namespace, *, log: Callable[[str], None] = print)
                 )
             elif kind == "raw":
                 _stream_module("raw").upscale_raw(up, args.input, dst, size=args.size, **common)
-            else:
+            else:  # no --out: frames are shown and/or timed only
                 _stream_module("camera").upscale_camera(
-                    up, args.input, dst, display=args.display, fps=args.fps, **common
+                    up,
+                    args.input,
+                    Path(args.out) if args.out else None,
+                    display=args.display,
+                    fps=args.fps,
+                    **common,
                 )
     return 0
 
@@ -197,7 +199,7 @@ def add_upscale_parser(sub: Any, add_recipe_args: Callable[..., None]) -> None:
     p.add_argument(
         "--out",
         help="output file or folder (default: <name>_x<scale>.<ext> beside the input; "
-        "<folder>_x<scale>/ for a folder)",
+        "<folder>_x<scale>/ for a folder; a camera without --out is only shown/timed)",
     )
     p.add_argument(
         "--tile",
