@@ -317,3 +317,25 @@ def test_cli_ctrl_c_mid_video_exits_130_and_leaves_no_output(tmp_path: Path) -> 
     assert proc.returncode == 130, err
     assert "interrupted" in err.decode()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mkv", "clip_x4.mkv"]
+
+
+@pytest.mark.slow
+def test_bench_upscale_runs_and_never_overwrites_its_json(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    bench = Path(__file__).parent / "benchmarks" / "bench_upscale.py"
+    out = tmp_path / "bench.json"
+    cmd = [sys.executable, str(bench), "--frames", "3", "--threads", "1"]
+    cmd += ["--backends", "onnxruntime", "--ext", "mkv", "--json", str(out)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(out.read_text())
+    (row,) = result["rows"]
+    assert row["backend"] == "onnxruntime" and row["model"] == "fp32" and row["frames"] == 3
+    assert row["e2e_fps"] > 0 and row["model_alone_ms"] > 0
+    assert row["ratio"] == pytest.approx(row["e2e_fps"] * row["model_alone_ms"] / 1000)
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert again.returncode != 0 and "exists" in again.stderr
+    assert json.loads(out.read_text()) == result

@@ -142,14 +142,15 @@ class VideoWriter:
         return out
 
     def write_nv12(self, y: np.ndarray, uv: np.ndarray, pts: int | None) -> None:
-        """An upscaled frame as Y (HxW) and UV (H/2 x W/2 x 2) planes, encoded as yuv420p."""
+        """An upscaled frame as Y (HxW) and UV (H/2 x W/2 x 2) planes, encoded as yuv420p.
+        The planes are copied once, straight into the frame's buffers."""
         h, w = y.shape
-        buf = np.empty((h * 3 // 2, w), np.uint8)
-        buf[:h] = y
-        chroma = buf[h:].reshape(2, h // 2, w // 2)
-        chroma[0] = uv[..., 0]
-        chroma[1] = uv[..., 1]
-        self._encode(self.av.VideoFrame.from_ndarray(buf, format="yuv420p"), pts)
+        frame = self.av.VideoFrame(w, h, "yuv420p")
+        for i, plane in enumerate((y, uv[..., 0], uv[..., 1])):
+            p = frame.planes[i]
+            view = np.frombuffer(p, np.uint8).reshape(-1, p.line_size)
+            view[: plane.shape[0], : plane.shape[1]] = plane
+        self._encode(frame, pts)
 
     def write_rgb(self, rgb: np.ndarray, pts: int | None) -> None:
         self._encode(

@@ -7,8 +7,9 @@ A 480x270 clip of ``--frames`` frames (default 60, 30 fps) is made from real pho
 zoom over scikit-image's photos, FFV1, nothing downloaded) and upscaled x4 to 1920x1080 by
 ESPCN x4: FP32 (the shipped weights) and INT8 (``--int8``: the ``int8-ort`` ONNX of
 ``edgesr compress --recipe espcn_x4 --set compress.prune_ratio=0``) on every backend that
-runs here (torch: FP32 only; c: when libedgesr is built). For each output extension (mkv:
-lossless FFV1, mp4: H.264 ultrafast) the table gives:
+runs here (torch: FP32 only; c: when libedgesr is built). For each output (mkv: lossless FFV1,
+mp4: H.264 ultrafast, y4m: the same frames as raw YUV in and out, i.e. the pipeline with no
+codec at all) the table gives:
 
 * model ms alone: the model on one 270x480 frame, nothing else running (median of 30);
 * model ms in stream: the same model's mean per-frame time inside the video run;
@@ -69,6 +70,18 @@ def make_clip(path: Path, frames: int) -> Path:
     return path
 
 
+def clip_to_y4m(clip: Path, path: Path) -> Path:
+    """The same frames as raw YUV4MPEG2 (I420): the rows without any codec in the loop."""
+    import av
+
+    with av.open(str(clip)) as c, open(path, "wb") as out:
+        out.write(f"YUV4MPEG2 W{LR_W} H{LR_H} F30:1 Ip A1:1 C420mpeg2\n".encode())
+        for frame in c.decode(video=0):
+            out.write(b"FRAME\n")
+            out.write(frame.to_ndarray(format="yuv420p").tobytes())
+    return path
+
+
 def _load() -> float:
     return os.getloadavg()[0]
 
@@ -90,7 +103,13 @@ def _child(args: argparse.Namespace) -> int:
         if i >= 5:
             times.append(time.perf_counter() - start)
     alone_ms = statistics.median(times) * 1000
-    stats = upscale_video(up, args.clip, args.dst, force=True, log=lambda _: None)
+    if args.dst.suffix == ".y4m":
+        from edgesr.upscale.raw import upscale_raw
+
+        clip = args.clip.with_suffix(".y4m")
+        stats = upscale_raw(up, clip, args.dst, force=True, log=lambda _: None)
+    else:
+        stats = upscale_video(up, args.clip, args.dst, force=True, log=lambda _: None)
     up.close()
     row = {
         "model_alone_ms": alone_ms,
@@ -114,7 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=60)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--backends", default="torch,onnxruntime,c")
-    parser.add_argument("--ext", default="mkv,mp4", help="output extensions (codec by extension)")
+    parser.add_argument(
+        "--ext", default="mkv,mp4,y4m", help="outputs: mkv (FFV1), mp4 (H.264), y4m (raw in/out)"
+    )
     parser.add_argument("--json", type=Path)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--backend", help=argparse.SUPPRESS)
@@ -143,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-upscale-") as tmp:
         tmp_dir = Path(tmp)
         clip = make_clip(tmp_dir / "clip_480x270.mkv", args.frames)
+        clip_to_y4m(clip, clip.with_suffix(".y4m"))
         fp32_onnx = tmp_dir / "espcn_x4.fp32.onnx"
         _export_fp32(fp32_onnx)
         models = {"fp32": fp32_onnx, **({"int8": args.int8} if args.int8 else {})}
