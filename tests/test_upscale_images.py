@@ -240,3 +240,15 @@ def test_read_picture_keeps_depth_and_alpha(tmp_path: Path) -> None:
     cv2.imwrite(str(tmp_path / "x.png"), img)
     pic = read_picture(tmp_path / "x.png")
     assert pic.depth == 16 and pic.alpha is not None and int(pic.alpha[0, 0]) == 40000
+
+
+def test_raw_yuv_input_is_dispatched(tmp_path: Path, capsys) -> None:
+    """A .nv12 file goes to the raw-stream code, with the stream options it takes."""
+    rng = np.random.default_rng(0)
+    src = tmp_path / "clip.nv12"
+    src.write_bytes(rng.integers(0, 256, 2 * 48 * 64 * 3 // 2, dtype=np.uint8).tobytes())
+    args = ["upscale", str(src), "--recipe", "espcn_x2", "--size", "64x48"]
+    assert main([*args, "--codec", "h264"]) == ConfigError.exit_code
+    assert "--codec does not apply to a raw input" in capsys.readouterr().err
+    assert main(args) == 0
+    assert (tmp_path / "clip_x2.nv12").stat().st_size == 2 * 96 * 128 * 3 // 2

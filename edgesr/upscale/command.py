@@ -107,7 +107,8 @@ def run_upscale(args: argparse.Namespace, *, log: Callable[[str], None] = print)
     }[kind]
     wrong = [k for k, v in stream_opts.items() if v is not None and k not in allowed]
     if wrong:
-        raise ConfigError(f"{', '.join(wrong)} do(es) not apply to a {kind} input.")
+        verb = "does" if len(wrong) == 1 else "do"
+        raise ConfigError(f"{', '.join(wrong)} {verb} not apply to a {kind} input.")
 
     with open_upscaler(
         model=args.model,
