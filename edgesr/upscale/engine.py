@@ -17,7 +17,6 @@ The model's output is clipped to [0, 1] and rounded to 8 bits (half away from ze
 from __future__ import annotations
 
 import contextlib
-import math
 import tempfile
 import time
 import warnings
@@ -518,11 +517,3 @@ def _tensorrt_runner(path: Path) -> Any:
     from edgesr.profile.tensorrt_runner import TensorRTRunner
 
     return TensorRTRunner(path)
-
-
-def tiles_per_frame(up: Upscaler, height: int, width: int) -> int:
-    """How many runner calls one ``height`` x ``width`` LR frame takes."""
-    tile = up.tile_for(height, width)
-    if tile is None:
-        return 1
-    return math.ceil(height / tile) * math.ceil(width / tile)

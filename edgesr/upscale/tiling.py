@@ -206,8 +206,8 @@ def run_tiled(
     tiles = plan_tiles(h, w, tile=tile, overlap=overlap)
     out = np.empty((c, h * scale, w * scale), np.float32)
     s = scale
-    exact = overlap >= radius or overlap == 0
-    if not exact:
+    crop_cores = overlap >= radius or overlap == 0  # exact, or plain hard seams
+    if not crop_cores:
         cores = [t.core for t in tiles]
         smallest = min(min(y1 - y0, x1 - x0) for y0, y1, x0, x1 in cores)
         if 2 * overlap > smallest:
@@ -220,7 +220,7 @@ def run_tiled(
     for t in tiles:
         (y0, y1, x0, x1), (r0, r1, q0, q1) = t.core, t.crop
         sr = infer(lr[None, :, r0:r1, q0:q1])[0]
-        if exact:
+        if crop_cores:
             out[:, y0 * s : y1 * s, x0 * s : x1 * s] = sr[
                 :, (y0 - r0) * s : (y1 - r0) * s, (x0 - q0) * s : (x1 - q0) * s
             ]
