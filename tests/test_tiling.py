@@ -160,3 +160,15 @@ def test_tiled_upscale_of_a_photo_shows_no_seam(upscalers, photo: np.ndarray) ->
     # Measured: hard seams 1.50x the median column step, blended 1.11x.
     assert hard > 1.35
     assert blended < 1.2
+
+
+def test_bench_tiling_runs() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    bench = Path(__file__).parent / "benchmarks" / "bench_tiling.py"
+    cmd = [sys.executable, str(bench), "--recipes", "espcn_x2", "--tile", "32", "--threads", "1"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "espcn_x2" in out.stdout and out.stdout.rstrip().endswith("identical")

@@ -95,6 +95,19 @@ def test_too_thin_images_are_skipped_with_their_name(tmp_path: Path, images) -> 
     assert [p.name for p in pairs] == ["astronaut"]
 
 
+def test_train_runs_past_a_thin_image(tmp_path: Path, images) -> None:
+    from edgesr.cli import main
+
+    data_dir = tmp_path / "hr"
+    write_image(data_dir / "photo.png", images[0].rgb)
+    write_image(data_dir / "sub" / "strip.png", np.full((500, 1, 3), 90, np.uint8))
+    args = ["train", "--recipe", "espcn_x4", "--data", str(data_dir), "--val", "none"]
+    args += ["--out", str(tmp_path / "run"), "--set", "train.steps=2", "--no-progress"]
+    with pytest.warns(DataWarning, match="strip.png"):
+        assert main(args) == 0
+    assert (tmp_path / "run" / "model.safetensors").is_file()
+
+
 @pytest.mark.slow
 def test_8000x8000_photo_evaluates_under_3_gb(tmp_path: Path) -> None:
     """Peak RSS of `edgesr evaluate` (shipped ESPCN x4, PyTorch) on one 8000x8000 photo."""
