@@ -80,7 +80,11 @@ def _rows(n: int, step: int = _STRIP) -> Iterator[slice]:
 
 def _to_u8(x: np.ndarray) -> np.ndarray:
     """Float in [0, 1] (any shape) -> uint8, clipped and rounded half away from zero."""
-    return np.floor(np.clip(x, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    t = np.clip(x, 0.0, 1.0)  # the one float temporary (frames can be hundreds of MB)
+    t *= 255.0
+    t += 0.5
+    np.floor(t, out=t)
+    return t.astype(np.uint8)
 
 
 def _rgb_to_ycc(rgb: np.ndarray) -> np.ndarray:
@@ -100,16 +104,19 @@ _YCC2RGB_AFFINE = np.hstack([255.0 * _YCC2RGB, (-255.0 * _YCC2RGB @ _YCC_OFFSET)
 
 
 def _ycc_to_rgb_u8(y_u8: np.ndarray, cbcr: np.ndarray) -> np.ndarray:
-    """Y (uint8 plane) + Cb/Cr (float32 in [0, 1]) -> uint8 RGB."""
+    """Y (uint8 plane) + Cb/Cr (float32 in [0, 1]) -> uint8 RGB, in strips (small temporaries)."""
     import cv2
 
-    ycc = np.empty((*y_u8.shape, 3), np.float32)
-    ycc[:, :, 0] = y_u8
-    np.multiply(cbcr, np.float32(255.0), out=ycc[:, :, 1:])
-    rgb = cv2.transform(ycc, _YCC2RGB_AFFINE)
-    rgb += np.float32(0.5)  # round half up after clipping, as _to_u8
-    np.clip(rgb, 0.0, 255.0, out=rgb)
-    return rgb.astype(np.uint8)
+    out = np.empty((*y_u8.shape, 3), np.uint8)
+    for r in _rows(y_u8.shape[0]):
+        ycc = np.empty((r.stop - r.start, y_u8.shape[1], 3), np.float32)
+        ycc[:, :, 0] = y_u8[r]
+        np.multiply(cbcr[r], np.float32(255.0), out=ycc[:, :, 1:])
+        rgb = cv2.transform(ycc, _YCC2RGB_AFFINE)
+        rgb += np.float32(0.5)  # then clip and truncate: round half up, as _to_u8
+        np.clip(rgb, 0.0, 255.0, out=rgb)
+        out[r] = rgb
+    return out
 
 
 def _check_u8(a: Any, ndim: int, what: str) -> np.ndarray:
