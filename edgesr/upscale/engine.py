@@ -226,10 +226,13 @@ class Upscaler:
             return
         import torch
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # oneDNN's TF32 notice on every switch
-            with torch.backends.mkldnn.flags(enabled=False):
-                yield
+        # The module property, not mkldnn.flags(): that one also resets TF32 and warns each time.
+        before = torch.backends.mkldnn.enabled
+        torch.backends.mkldnn.enabled = False
+        try:
+            yield
+        finally:
+            torch.backends.mkldnn.enabled = before
 
     @contextlib.contextmanager
     def _frame(self) -> Iterator[None]:
