@@ -263,7 +263,7 @@ def upscale_folder(
             pic = read_picture(s)
         except DataError as exc:
             result.skipped.append((s, str(exc)))
-            log(f"upscale: warning: skipping {exc}")
+            log(f"upscale: warning: {exc}; skipped")
             continue
         write_picture(d, upscale_picture(up, pic), force=True)
         result.written.append(d)
