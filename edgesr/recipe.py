@@ -181,6 +181,10 @@ class CompressSpec:
     # Mixed precision: keep the convs INT8 hurts most in float until the PTQ Y-PSNR drop on
     # the validation images is within this many dB (None: every conv INT8).
     int8_max_drop_db: float | None = None
+    # Weight bits of the ORT-CPU INT8 model. 7: no u8 x s8 pair can saturate ORT's x86 kernels
+    # without VNNI, so every CPU computes the same (QAT wins the bit back). 8: finer, but only
+    # for models that will run on VNNI/AMX x86 or ARM alone; on AVX2-only x86 they clip.
+    ort_weight_bits: Literal[7, 8] = 7
     # Named calibration set (see calibration/) or a folder of images.
     calib: str = "embedded"
     calib_images: int = 32

@@ -42,3 +42,104 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+# -- INT8 on every CPU -------------------------------------------------------------------------
+# ONNX Runtime's fused u8 x s8 kernels differ between CPUs: VNNI/AMX/ARM accumulate in int32,
+# x86 without VNNI (AVX2: e.g. AMD Zen 1-3) sums pairs in a saturating int16. Tests run every
+# INT8 model three ways: ORT's default (fused) session, its unfused float reference (graph
+# optimizations off: DequantizeLinear -> float Conv -> QuantizeLinear, exact), and, where
+# qemu-user is installed, the fused kernels on an emulated Haswell (AVX2, no VNNI), so a model
+# that saturates fails on any CI machine, VNNI or not.
+_NO_VNNI_SCRIPT = """
+import sys
+import numpy as np
+from edgesr.runtime.runners import OnnxRuntimeRunner
+x = np.load(sys.argv[2])
+if sys.argv[4] == "runner":  # edgesr's session
+    with OnnxRuntimeRunner(sys.argv[1], threads=1) as runner:
+        np.save(sys.argv[3], runner.infer(x))
+else:  # a plain ORT session, as a user's own code makes one
+    import onnxruntime as ort
+    sess = ort.InferenceSession(sys.argv[1], providers=["CPUExecutionProvider"])
+    np.save(sys.argv[3], sess.run(None, {sess.get_inputs()[0].name: x})[0])
+"""
+
+
+class Int8Paths:
+    """Run an ONNX model on the ways CPUs differ (see the comment above)."""
+
+    def __init__(self, tmp: Path) -> None:
+        import shutil
+
+        self.tmp = tmp
+        self.qemu = shutil.which("qemu-x86_64")
+
+    def fused(self, path: Path, x):
+        from edgesr.runtime.runners import OnnxRuntimeRunner
+
+        with OnnxRuntimeRunner(path, threads=1) as runner:
+            return runner.infer(x)
+
+    def reference(self, path: Path, x):
+        import onnxruntime as ort
+
+        from edgesr.runtime.runners import ort_session_options
+
+        opts = ort_session_options(1)
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        return sess.run(None, {sess.get_inputs()[0].name: x})[0]
+
+    def no_vnni(self, path: Path, x, *, session: str = "runner", required: bool = True):
+        """The fused kernels on an emulated x86 CPU without VNNI.
+
+        ``session``: "runner" (edgesr's OnnxRuntimeRunner) or "plain" (ORT's defaults).
+        Without qemu-user the test skips (``required``) or this returns None.
+        """
+        import platform
+        import subprocess
+        import sys
+
+        import numpy as np
+
+        if self.qemu is None or platform.machine() != "x86_64":
+            if not required:
+                return None
+            pytest.skip("needs qemu-user on x86-64 (apt-get install qemu-user) to emulate AVX2")
+        src, out = self.tmp / "x.npy", self.tmp / "y.npy"
+        np.save(src, x)
+        proc = subprocess.run(
+            [self.qemu, "-cpu", "Haswell", sys.executable, "-c", _NO_VNNI_SCRIPT, str(path)]
+            + [str(src), str(out), session],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        return np.load(out)
+
+
+@pytest.fixture
+def int8_paths(tmp_path: Path) -> Int8Paths:
+    return Int8Paths(tmp_path)
+
+
+def assert_int8_same_on_every_cpu(paths: Int8Paths, path: Path, x) -> None:
+    """An INT8 model gives the same 8-bit pixels on ORT's fused kernels (this CPU), its float
+    reference and an emulated CPU without VNNI (where qemu-user is installed)."""
+    reference = paths.reference(path, x)
+    assert grey_levels(paths.fused(path, x), reference) <= 1, path
+    no_vnni = paths.no_vnni(path, x, required=False)
+    if no_vnni is not None:
+        assert grey_levels(no_vnni, reference) <= 1, path
+
+
+def grey_levels(a, b) -> float:
+    """The largest difference of two [0,1] outputs, in 8-bit grey levels after rounding."""
+    import numpy as np
+
+    def u8(v):
+        return np.round(np.clip(v, 0, 1) * 255)
+
+    return float(np.abs(u8(a) - u8(b)).max())

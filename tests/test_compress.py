@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from conftest import assert_int8_same_on_every_cpu
 
 from edgesr.data.embedded import procedural_image
 from edgesr.data.io import write_image
@@ -153,8 +154,22 @@ def test_empty_and_unreadable_calibration_folders(tmp_path: Path, trained: Path)
     assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()
 
 
+def _check_int8_models(out: Path, stages: dict, images: Path, int8_paths) -> None:
+    """Both INT8 models compute the same on every CPU; the ORT-CPU one by construction."""
+    from edgesr.compress.calibration import load_calibration
+    from edgesr.runtime.saturation import int8_saturation
+
+    x = load_calibration(str(images), scale=2, color="y", num_images=1)[0]
+    for stage in ("int8-ort", "int8-qdq"):
+        assert_int8_same_on_every_cpu(int8_paths, out / stages[stage]["onnx"], x)
+    path = out / stages["int8-ort"]["onnx"]
+    meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    assert meta["edgesr.int8_weight_bits"] == "7" and meta["edgesr.int8_portable"] == "true"
+    assert int8_saturation(path).free
+
+
 @pytest.mark.slow
-def test_compress_end_to_end(tmp_path: Path, trained: Path, images: Path) -> None:
+def test_compress_end_to_end(tmp_path: Path, trained: Path, images: Path, int8_paths) -> None:
     out = tmp_path / "compress"
     proc = _compress(out, trained, images, FAST)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -198,6 +213,7 @@ def test_compress_end_to_end(tmp_path: Path, trained: Path, images: Path) -> Non
     kinds = {n.op_type for n in qdq.graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= kinds
     assert "| int8-ort |" in (out / "manifest.md").read_text()
+    _check_int8_models(out, stages, images, int8_paths)
 
     # An existing run is never overwritten silently.
     before = (out / "manifest.json").read_text()
@@ -225,7 +241,7 @@ def test_compress_end_to_end(tmp_path: Path, trained: Path, images: Path) -> Non
 
 
 def test_compress_mixed_precision_keeps_chosen_convs_float(
-    tmp_path: Path, trained: Path, images: Path
+    tmp_path: Path, trained: Path, images: Path, int8_paths
 ) -> None:
     out = tmp_path / "mixed"
     sets = [*FAST, "compress.prune_ratio=0", "compress.int8_max_drop_db=0.0"]
@@ -245,3 +261,4 @@ def test_compress_mixed_precision_keeps_chosen_convs_float(
     float_convs = sum(n for op, n in ops.items() if op.endswith("Conv") and "QLinear" not in op)
     assert float_convs == len(floats), ops
     assert sum(n for op, n in ops.items() if op.endswith("QLinearConv")) == 3 - len(floats)
+    _check_int8_models(out, stages, images, int8_paths)

@@ -46,6 +46,27 @@ def net():
 
 
 @pytest.fixture(scope="module")
+def outlier_net(net):
+    """``net`` with one input channel of ``body.2`` and of ``tail`` 256x larger, and the
+    channels feeding them 256x smaller.
+
+    The same float function (exact through ReLU), but each of those convs' per-channel weight
+    step is now set by one channel, so INT8 costs a clear amount whatever the CPU's float
+    rounding (the kind of net mixed precision exists for; shipped ESPCN x4 has a 7x channel).
+    """
+    import copy
+
+    model = copy.deepcopy(net)
+    with torch.no_grad():
+        for producer, consumer, channel in (("body.0", "body.2", 1), ("body.2", "tail", 0)):
+            prod, cons = model.get_submodule(producer), model.get_submodule(consumer)
+            prod.weight[channel] /= 256
+            prod.bias[channel] /= 256
+            cons.weight[:, channel] *= 256
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
 def calib():
     return load_calibration("embedded", scale=SCALE, color="rgb", num_images=6, crop=32)
 
@@ -72,7 +93,7 @@ def test_unknown_float_layer_is_a_config_error(net, calib):
 
 
 def test_float_conv_stays_float_on_onnxruntime(net, calib, tmp_path):
-    q = Q.ptq_nncf(net, calib, float_layers=("tail",))
+    q = Q.ptq_nncf(net, calib, float_layers=("tail",), weight_bits=7)
     path = Q.qat_to_ort_int8(q, tmp_path / "mixed.onnx", calib, scale=SCALE, color="rgb")
     ops = Q.ort_graph_ops(path)
     assert ops["com.microsoft.QLinearConv"] == 3
@@ -95,7 +116,7 @@ def test_float_conv_stays_float_on_onnxruntime(net, calib, tmp_path):
 
 def test_float_layer_output_matches_its_fake_quant_model(net, calib, tmp_path):
     """The ORT model with a float conv computes what the NNCF model with that conv ignored does."""
-    q = Q.ptq_nncf(net, calib, float_layers=("head",))
+    q = Q.ptq_nncf(net, calib, float_layers=("head",), weight_bits=7)
     path = Q.qat_to_ort_int8(q, tmp_path / "mixed.onnx", calib, scale=SCALE, color="rgb")
     x = calib[0][:, :, :24, :24].copy()
     sess = ort.InferenceSession(
@@ -108,20 +129,23 @@ def test_float_layer_output_matches_its_fake_quant_model(net, calib, tmp_path):
     assert np.abs(np.clip(got, 0, 1) - np.clip(want, 0, 1)).mean() < 2.0 / 255
 
 
-def test_selection_meets_a_reachable_limit_and_reports_it(net, calib, val_pairs):
-    loose = select_float_layers(net, calib, val_pairs, max_drop_db=100.0)
+def test_selection_meets_a_reachable_limit_and_reports_it(outlier_net, calib, val_pairs):
+    net = outlier_net
+    loose = select_float_layers(net, calib, val_pairs, max_drop_db=100.0, weight_bits=7)
     assert loose.float_layers == () and loose.met and loose.sensitivity == {}
     assert loose.all_int8_drop_db == loose.drop_db
-    assert loose.all_int8_drop_db > 0  # INT8 costs something on a trained net
+    # The outlier channels make INT8 cost: 0.19 dB measured (a plain trained net: 0.0004 dB,
+    # whose sign then depends on the CPU's float rounding).
+    assert loose.all_int8_drop_db > 0.05
 
     limit = loose.all_int8_drop_db / 2
-    tight = select_float_layers(net, calib, val_pairs, max_drop_db=limit)
+    tight = select_float_layers(net, calib, val_pairs, max_drop_db=limit, weight_bits=7)
     assert set(tight.sensitivity) == {"head", "body.0", "body.2", "tail"}
     assert 1 <= len(tight.float_layers) <= 3  # at least one conv stays INT8
     # The first conv chosen is the one whose float copy alone helped most.
     assert tight.float_layers[0] == min(tight.sensitivity, key=tight.sensitivity.get)
     # The reported drop is what that combination really measures.
-    q = Q.ptq_nncf(net, calib, float_layers=tight.float_layers)
+    q = Q.ptq_nncf(net, calib, float_layers=tight.float_layers, weight_bits=7)
     measured = tight.float_psnr - model_psnr(q, val_pairs, scale=SCALE, color="rgb")
     assert measured == pytest.approx(tight.drop_db, abs=1e-6)
     assert tight.met == (tight.drop_db <= limit)

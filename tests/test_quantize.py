@@ -16,12 +16,15 @@ pytest.importorskip("onnxruntime")
 
 import onnx  # noqa: E402
 import onnxruntime as ort  # noqa: E402
+from conftest import grey_levels  # noqa: E402
 from onnx import numpy_helper  # noqa: E402
 
 from edgesr.archs import ESPCN  # noqa: E402
 from edgesr.compress import quantize as Q  # noqa: E402
 from edgesr.compress.calibration import load_calibration  # noqa: E402
 from edgesr.errors import DataError, ModelError  # noqa: E402
+from edgesr.runtime.runners import ort_session_options  # noqa: E402
+from edgesr.runtime.saturation import int8_saturation  # noqa: E402
 
 SCALE = 2
 
@@ -32,7 +35,10 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _run(path, x: np.ndarray) -> np.ndarray:
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    """ORT's default (fused) session, with ORT's exact kernels only where edgesr's runner asks
+    for them (weights that can saturate x86 CPUs without VNNI): the same on every CPU."""
+    opts = ort_session_options(exact_int8=not int8_saturation(path).free)
+    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     return sess.run(None, {sess.get_inputs()[0].name: x})[0]
 
 
@@ -78,9 +84,18 @@ def real_image() -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def qmodel(fp32, calib):
+    """8-bit weights: the TensorRT layout."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return Q.ptq_nncf(fp32, calib)
+
+
+@pytest.fixture(scope="module")
+def qmodel7(fp32, calib):
+    """7-bit weights: what the ORT-CPU model carries."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return Q.ptq_nncf(fp32, calib, weight_bits=Q.ORT_CPU_WEIGHT_BITS)
 
 
 @pytest.fixture(scope="module")
@@ -159,7 +174,10 @@ def test_ort_static_runs_qlinearconv(fp32_onnx, calib, real_image, fp32, tmp_pat
     assert Q.ort_graph_ops(fp32_onnx)["com.microsoft.QLinearConv"] == 0
     with torch.no_grad():
         ref = fp32(torch.from_numpy(real_image)).numpy()
-    assert _psnr(_run(path, real_image), ref) > 45.0  # measured 54 dB
+    # Measured 41 dB with the default 7-bit weights (8-bit: 54 dB): INT8 noise still far below
+    # the SR error itself (~30 dB); QAT, not this plain PTQ, is what wins the bit back.
+    assert _psnr(_run(path, real_image), ref) > 36.0
+    assert int8_saturation(path).free
 
 
 def test_nncf_qdq_leaves_the_last_conv_in_float_on_ort(qmodel, tmp_path):
@@ -201,7 +219,10 @@ def test_range_overrides_set_the_scales(fp32_onnx, calib, tmp_path):
         Q.quantize_ort_static(fp32_onnx, tmp_path / "x.onnx", calib, ranges={"nope": (0, 1)})
 
 
-def test_nncf_ranges_and_weights_carry_into_the_ort_model(qmodel, calib, real_image, tmp_path):
+def test_nncf_ranges_and_weights_carry_into_the_ort_model(
+    qmodel7, calib, real_image, tmp_path, int8_paths
+):
+    qmodel = qmodel7
     fp32_path = tmp_path / "baked.onnx"
     out = Q.qat_to_ort_int8(qmodel, tmp_path / "carried.onnx", calib, keep_fp32=fp32_path)
     ranges = Q.nncf_activation_ranges(qmodel, fp32_path)
@@ -222,11 +243,30 @@ def test_nncf_ranges_and_weights_carry_into_the_ort_model(qmodel, calib, real_im
         np.testing.assert_allclose(_scale_of(out, conv.input[1]), expected, rtol=1e-6)
     assert Q.ort_graph_ops(out)["com.microsoft.QLinearConv"] == 3
     # ORT computes what the NNCF model computes, up to int32 bias rounding: 8-bit outputs agree
-    # almost everywhere, never by more than one level.
+    # almost everywhere, never by more than one level (1.4 % of pixels differ by one here; the
+    # bias step grows with the 7-bit weight step).
     with torch.no_grad():
         ref = np.round(np.clip(qmodel(torch.from_numpy(real_image)).numpy(), 0, 1) * 255)
     got = np.round(np.clip(_run(out, real_image), 0, 1) * 255)
-    assert np.abs(got - ref).max() <= 1 and np.mean(got != ref) < 0.01
+    assert np.abs(got - ref).max() <= 1 and np.mean(got != ref) < 0.03
+    # 7-bit weights: no pair can saturate, and the model says so.
+    meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert meta["edgesr.int8_weight_bits"] == "7" and meta["edgesr.int8_portable"] == "true"
+    assert int8_saturation(out).worst_pair <= 128
+    # The same integers with ORT's fused kernels, its float reference and an AVX2-only CPU.
+    reference = int8_paths.reference(out, real_image)
+    assert grey_levels(int8_paths.fused(out, real_image), reference) <= 1
+    assert grey_levels(int8_paths.no_vnni(out, real_image), reference) <= 1
+
+
+def test_8bit_weights_are_refused_for_the_portable_ort_model(qmodel, calib, tmp_path):
+    with pytest.raises(ModelError, match="weight_bits=7"):
+        Q.qat_to_ort_int8(qmodel, tmp_path / "q.onnx", calib)
+    assert not (tmp_path / "q.onnx").exists()
+    # Asked for explicitly (a VNNI/ARM-only target): written, and marked as such.
+    out = Q.qat_to_ort_int8(qmodel, tmp_path / "vnni.onnx", calib, portable=False)
+    meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert meta["edgesr.int8_weight_bits"] == "8" and meta["edgesr.int8_portable"] == "false"
 
 
 def test_qat_loss_decreases_and_bakes(fp32, qmodel, patches, real_image):
@@ -329,7 +369,7 @@ def test_anchornet_carries_into_an_all_int8_ort_model(tmp_path):
     calib = load_calibration("embedded", scale=3, color="rgb", num_images=4, crop=24)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        q = Q.ptq_nncf(net, calib)
+        q = Q.ptq_nncf(net, calib, weight_bits=7)
     baked = tmp_path / "baked.onnx"
     out = Q.qat_to_ort_int8(q, tmp_path / "anchornet_int8.onnx", calib, keep_fp32=baked)
     ranges = Q.nncf_activation_ranges(q, baked)

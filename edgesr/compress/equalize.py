@@ -129,13 +129,15 @@ def choose_equalization(
     mode: str = "auto",
     power: float = 0.5,
     signed_activations: bool = False,
+    weight_bits: int = 8,
     log: Callable[[str], None] | None = None,
 ) -> tuple[nn.Module, dict[str, Any]]:
     """The net to quantize: ``model`` or its equalized form, and a report for the manifest.
 
     ``mode="auto"`` runs NNCF PTQ on both and keeps the one with the higher Y-PSNR on
     ``eval_pairs`` (validation images, never the benchmark reported on); "always"/"never"
-    decide without measuring. ``signed_activations`` as for the target's PTQ (TensorRT: True).
+    decide without measuring. ``signed_activations`` and ``weight_bits`` as for the target's
+    PTQ (TensorRT: signed, 8 bits; ORT-CPU: unsigned, 7 bits).
     """
     if mode not in EQUALIZE_MODES:
         raise ConfigError(f"equalize must be one of {list(EQUALIZE_MODES)}, got {mode!r}")
@@ -167,7 +169,7 @@ def choose_equalization(
     t0 = time.perf_counter()
     psnr = {
         name: model_psnr(
-            ptq_nncf(net, calib, signed_activations=signed_activations),
+            ptq_nncf(net, calib, signed_activations=signed_activations, weight_bits=weight_bits),
             eval_pairs,
             scale=scale,
             color=color,
@@ -183,6 +185,7 @@ def choose_equalization(
     report.update(
         applied=applied,
         signed_activations=signed_activations,
+        weight_bits=weight_bits,
         ptq_psnr_y={k: float(v) for k, v in psnr.items()},
         seconds=time.perf_counter() - t0,
     )

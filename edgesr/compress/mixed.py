@@ -85,6 +85,7 @@ def select_float_layers(
     *,
     max_drop_db: float,
     signed_activations: bool = False,
+    weight_bits: int = 8,
     log: Callable[[str], None] | None = None,
 ) -> MixedPrecisionResult:
     """The smallest greedy set of convs to keep in float for a PTQ drop within ``max_drop_db``.
@@ -96,6 +97,7 @@ def select_float_layers(
             validation images, not the benchmark the result is reported on.
         max_drop_db: allowed Y-PSNR drop of the INT8 model against the float one.
         signed_activations: quantize as for TensorRT (int8 activations) instead of ORT (u8).
+        weight_bits: as for the target's PTQ (ORT-CPU: 7, TensorRT: 8).
     """
     from edgesr.compress.quantize import conv_layers, ptq_nncf
 
@@ -111,7 +113,11 @@ def select_float_layers(
 
     def drop(float_layers: Sequence[str]) -> float:
         q = ptq_nncf(
-            model, frames, signed_activations=signed_activations, float_layers=float_layers
+            model,
+            frames,
+            signed_activations=signed_activations,
+            float_layers=float_layers,
+            weight_bits=weight_bits,
         )
         return base - model_psnr(q, eval_pairs, scale=scale, color=color)
 

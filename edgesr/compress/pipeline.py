@@ -410,7 +410,13 @@ def _int8_stages(
     TensorRT takes only int8 with zero point 0), so each gets its own PTQ + QAT run.
     """
     from edgesr.compress.equalize import choose_equalization
-    from edgesr.compress.quantize import export_qdq_onnx, ptq_nncf, qat_finetune, qat_to_ort_int8
+    from edgesr.compress.quantize import (
+        ORT_CPU_WEIGHT_BITS,
+        export_qdq_onnx,
+        ptq_nncf,
+        qat_finetune,
+        qat_to_ort_int8,
+    )
     from edgesr.evaluate import resolve_eval_data
     from edgesr.export.onnx_export import stamp_onnx_metadata
 
@@ -429,15 +435,19 @@ def _int8_stages(
     # Each target gets its own choice: equalization widens activation ranges, which TensorRT's
     # signed activations (7 bits for a ReLU output) pay more for. ESPCN x4 PTQ on validation:
     # +0.35 dB with u8 activations, -0.005 dB with int8.
+    # ORT-CPU: u8 activations, 7-bit weights (exact on every CPU, see ORT_CPU_WEIGHT_BITS);
+    # TensorRT: int8 activations, 8-bit weights (its int8 kernels accumulate in int32).
+    targets = {"int8-ort": (False, spec.ort_weight_bits), "int8-qdq": (True, 8)}
     nets: dict[str, nn.Module] = {}
     reports["equalization"] = {}
-    for target, signed in (("int8-ort", False), ("int8-qdq", True)):
+    for target, (signed, bits) in targets.items():
         nets[target], eq_report = choose_equalization(
             student,
             calib,
             val_pairs,
             mode=spec.equalize,
             signed_activations=signed,
+            weight_bits=bits,
             log=lambda text, t=target: _say(log, f"{text} [{t}]"),
         )
         reports["equalization"][target] = {**eq_report, "validation": str(val)}
@@ -451,6 +461,7 @@ def _int8_stages(
             calib,
             val_pairs,
             max_drop_db=spec.int8_max_drop_db,
+            weight_bits=spec.ort_weight_bits,
             log=log,
         )
         float_layers = mixed.float_layers
@@ -462,9 +473,16 @@ def _int8_stages(
                 f"{len(float_layers)} float convs (PTQ drop {mixed.drop_db:.3f} dB); QAT follows",
             )
 
-    def quantized(target: str, signed: bool) -> tuple[nn.Module, str]:
-        q = ptq_nncf(nets[target], calib, signed_activations=signed, float_layers=float_layers)
-        note = f"NNCF PTQ on {len(calib)} frames"
+    def quantized(target: str) -> tuple[nn.Module, str]:
+        signed, bits = targets[target]
+        q = ptq_nncf(
+            nets[target],
+            calib,
+            signed_activations=signed,
+            float_layers=float_layers,
+            weight_bits=bits,
+        )
+        note = f"NNCF PTQ ({bits}-bit weights) on {len(calib)} frames"
         if reports["equalization"][target]["applied"]:
             note = "channels equalized; " + note
         if float_layers:
@@ -483,9 +501,14 @@ def _int8_stages(
         return q, note
 
     t0 = time.perf_counter()
-    q_ort, note = quantized("int8-ort", signed=False)
+    q_ort, note = quantized("int8-ort")
     ort_path = qat_to_ort_int8(
-        q_ort, out / "int8-ort.onnx", calib, scale=info.scale, color=info.color
+        q_ort,
+        out / "int8-ort.onnx",
+        calib,
+        scale=info.scale,
+        color=info.color,
+        portable=spec.ort_weight_bits == ORT_CPU_WEIGHT_BITS,
     )
     stamp_onnx_metadata(ort_path, info=int8_info, precision="int8-qdq", force=True)
     measure(
@@ -499,7 +522,7 @@ def _int8_stages(
     )
 
     t0 = time.perf_counter()
-    q_trt, note = quantized("int8-qdq", signed=True)
+    q_trt, note = quantized("int8-qdq")
     qdq_path = export_qdq_onnx(
         q_trt,
         out / "int8-qdq.onnx",

@@ -14,7 +14,10 @@ Two deployable layouts come out of one NNCF-quantized (and QAT-tuned) model:
   single-channel first conv rewritten as u8 taps + a 1x1 conv that ORT's VNNI kernels run
   fast. :func:`qat_to_ort_int8` carries the QAT-learned weights and quantizer grids of the
   NNCF model into it through ``TensorQuantOverrides`` instead of recalibrating, so the ORT
-  model computes what QAT trained (8-bit outputs agree to within one level).
+  model computes what QAT trained (8-bit outputs agree to within one level). Its weights are
+  7-bit (:data:`ORT_CPU_WEIGHT_BITS`), trained as such by QAT, so that no u8 x s8 pair can
+  saturate ORT's x86 kernels without VNNI: the model computes the same on every CPU
+  (:mod:`edgesr.runtime.saturation` checks it and the metadata records it).
 
 NNCF is imported inside the functions, never at module import: ``import edgesr`` stays light
 and NNCF stays optional.
@@ -36,8 +39,10 @@ import torch
 from torch import nn
 
 from edgesr.errors import ConfigError, DataError, ModelError, require
+from edgesr.runtime.saturation import int8_saturation
 
 __all__ = [
+    "ORT_CPU_WEIGHT_BITS",
     "OUTPUT_GRID",
     "bake_qat_weights",
     "export_qdq_onnx",
@@ -55,6 +60,11 @@ _ONNX_COLOR = {"y": "y_bt601", "rgb": "rgb"}
 # and every camera pipeline round to it), so quantizing the model output there costs nothing,
 # while it lets ORT run the last conv as QLinearConv too.
 OUTPUT_GRID = {"scale": 1.0 / 255.0, "zero_point": 0}
+# Weights of ORT-CPU INT8 models: 7 bits ([-64, 64]) keep every u8 x s8 pair sum within int16
+# (255 * 128 <= 32767), so x86 CPUs without VNNI (VPMADDUBSW saturates) compute exactly what
+# VNNI and ARM compute, in any ORT session. Same kernels, same speed; QAT wins back the bit
+# (ESPCN x4, Set5: see README "INT8 on every CPU").
+ORT_CPU_WEIGHT_BITS = 7
 
 
 def _nncf() -> Any:
@@ -211,11 +221,13 @@ def ptq_nncf(
     signed_activations: bool = False,
     quantize_output: bool = False,
     float_layers: Sequence[str] = (),
+    weight_bits: int = 8,
 ) -> nn.Module:
     """Post-training INT8 quantization of the deployable net with ``nncf.quantize``.
 
-    Weights: symmetric per-channel 8-bit (narrow range [-127, 127], what TensorRT and ORT's
-    s8 weights use). Activations: per-tensor, unsigned after ReLU (a full 8 bits for the
+    Weights: symmetric per-channel, ``weight_bits`` wide (8: narrow range [-127, 127], what
+    TensorRT uses; 7: [-63, 63], what ORT-CPU models need to be exact on every x86 CPU, see
+    :data:`ORT_CPU_WEIGHT_BITS`). Activations: per-tensor, unsigned after ReLU (a full 8 bits for the
     one-sided range). The defaults are the SR-specific choices measured on a ReLU ESPCN x4
     (Set5 Y-PSNR of the PTQ model, each against these defaults):
 
@@ -229,7 +241,8 @@ def ptq_nncf(
     * The output (the input of PixelShuffle) is not quantized unless ``quantize_output``: a
       signed int8 output quantizer is coarser than the 8-bit image the output becomes
       (0.035 dB). The ORT-CPU model adds its own lossless output grid (:data:`OUTPUT_GRID`).
-    * NNCF's overflow fix (7-bit first-layer weights, a workaround for pre-VNNI x86) is off.
+    * NNCF's overflow fix (7-bit weights in the first layer only) is off: ``weight_bits=7``
+      covers every layer, and QAT trains with the 7-bit grid.
 
     Args:
         model: FP32 net; ``model.fuse()`` (when it has one) is quantized, ``model`` is untouched.
@@ -247,6 +260,7 @@ def ptq_nncf(
         quantize_output: also quantize the input of PixelShuffle.
         float_layers: module paths of convs (``"tail"``, ``"body.4"``) left in float: mixed
             precision, see :func:`edgesr.compress.mixed.select_float_layers`.
+        weight_bits: 8 (TensorRT) or 7 (ORT-CPU: no int16 saturation on any x86 CPU).
 
     Returns the NNCF-wrapped torch module (fake-quantized; trainable for QAT).
     """
@@ -277,6 +291,8 @@ def ptq_nncf(
         raise ConfigError(
             f"range_estimator must be one of {sorted(estimators)}, got {range_estimator!r}."
         )
+    if weight_bits not in (7, 8):
+        raise ConfigError(f"weight_bits must be 7 or 8, got {weight_bits!r}.")
     advanced: dict[str, Any] = {
         "overflow_fix": OverflowFix.DISABLE,
         "disable_bias_correction": not bias_correction,
@@ -304,6 +320,12 @@ def ptq_nncf(
         # conflicts with their unsigned-after-ReLU choice), so flip the quantizers after it:
         # the range is kept, the grid becomes int8 with zero point 0.
         _force_signed_activations(qmodel)
+    if weight_bits != 8:
+        # NNCF 3.4's CPU HW config accepts only 8-bit weights at quantize() time, so narrow
+        # the grids after it: each channel keeps its range (max |w|), now on [-63, 63].
+        for name, q in _quantizers(qmodel).items():
+            if _is_weight_hook(name):
+                q.num_bits = weight_bits
     if input_range is not None:
         _set_input_range(qmodel, input_range, _as_tensor(frames[0]))
     return qmodel
@@ -488,7 +510,15 @@ def export_qdq_onnx(
             f"{path}: activations are quantized as {sorted(layout['activation_types'])}; "
             "TensorRT needs int8 with zero point 0: quantize with signed_activations=True."
         )
+    saturation = int8_saturation(proto)
+    bits = {int(q.num_bits) for q in _weight_quantizers(qmodel).values()}
     proto.metadata_props.add(key="edgesr.quantization", value="nncf-qdq")
+    proto.metadata_props.add(key="edgesr.int8_weight_bits", value=str(max(bits, default=8)))
+    # TensorRT accumulates in int32; ONNX Runtime on x86 without VNNI would not, for a
+    # "false" here (edgesr's OnnxRuntimeRunner then asks ORT for its exact kernels).
+    proto.metadata_props.add(
+        key="edgesr.int8_portable", value="true" if saturation.free else "false"
+    )
     onnx.save(proto, str(path))
     return path
 
@@ -1046,15 +1076,16 @@ def quantize_ort_static(
     input_range: tuple[float, float] | None = (0.0, 1.0),
     im2col_first_conv: bool = True,
     u8_pixel_shuffle: bool = True,
-    reduce_range: bool = False,
+    weight_bits: int = ORT_CPU_WEIGHT_BITS,
     preprocess: bool = True,
     exclude_nodes: Sequence[str] = (),
 ) -> Path:
     """ORT-CPU INT8: ``quantize_static`` in QDQ format, u8 activations and s8 weights.
 
-    U8S8 is ORT's fast path on x86 (VNNI: vpdpbusd; with AVX2 only, pass ``reduce_range``
-    to avoid the 16-bit saturation of vpmaddubsw). Every Conv output gets a QuantizeLinear,
-    so ORT fuses each conv into QLinearConv.
+    U8S8 is ORT's fast path on x86 (VNNI: vpdpbusd) and ARM. Weights are 7-bit by default so
+    that x86 CPUs without VNNI, whose vpmaddubsw saturates pairs at int16, compute the same
+    (:data:`ORT_CPU_WEIGHT_BITS`). Every Conv output gets a QuantizeLinear, so ORT fuses each
+    conv into QLinearConv.
 
     Args:
         fp32_onnx: float model with edgesr metadata (copied into the output).
@@ -1076,6 +1107,11 @@ def quantize_ort_static(
             (:func:`_im2col_first_conv`; same result, about 6x faster on ORT's int8 kernels).
         u8_pixel_shuffle: run the final PixelShuffle on the u8 output pixels, before their
             DequantizeLinear (:func:`_u8_pixel_shuffle`; same result, ESPCN x4 10% faster).
+        weight_bits: 7 (default: the same result on every CPU) or 8 (finer, but without VNNI
+            x86 ORT kernels can saturate: only for targets known to accumulate in int32). With
+            per-channel weight ``ranges`` the overrides' scales decide the integers; they must
+            fit ``weight_bits``. The result is checked (:mod:`edgesr.runtime.saturation`) and
+            recorded in the metadata (``edgesr.int8_weight_bits``, ``edgesr.int8_portable``).
         preprocess: run ORT's ``quant_pre_process`` (shape inference + graph cleanup) first.
         exclude_nodes: ONNX node names left in float (mixed precision); ORT inserts
             DequantizeLinear before them and QuantizeLinear after.
@@ -1098,6 +1134,8 @@ def quantize_ort_static(
         raise ConfigError(
             f"calibrate_method must be one of {sorted(methods)}, got {calibrate_method!r}."
         )
+    if weight_bits not in (7, 8):
+        raise ConfigError(f"weight_bits must be 7 or 8, got {weight_bits!r}.")
     frames = _frames(calib)
     fp32_onnx, out_path = Path(fp32_onnx), Path(out_path)
     if not fp32_onnx.is_file():
@@ -1173,7 +1211,8 @@ def quantize_ort_static(
             _FrameReader(frames, proto.graph.input[0].name),
             quant_format=QuantFormat.QDQ,
             per_channel=per_channel,
-            reduce_range=reduce_range,
+            # ORT's reduce_range means 7-bit weights ([-64, 64]); activations stay 8-bit.
+            reduce_range=weight_bits == 7,
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             calibrate_method=methods[calibrate_method],
@@ -1181,6 +1220,13 @@ def quantize_ort_static(
             extra_options=extra,
         )
         shuffle = u8_pixel_shuffle and _place_u8_pixel_shuffle(out_path, Path(tmp))
+    saturation = int8_saturation(out_path)
+    if weight_bits == 7 and not saturation.free:
+        out_path.unlink()
+        raise ModelError(
+            f"{saturation.summary()}; the weight ranges passed in are wider than 7 bits: "
+            "quantize with ptq_nncf(..., weight_bits=7)."
+        )
     _copy_metadata(
         fp32_onnx,
         out_path,
@@ -1188,6 +1234,9 @@ def quantize_ort_static(
             "edgesr.quantization": "ort-qdq" + ("+nncf-ranges" if ranges else ""),
             "edgesr.int8_first_conv": "im2col" if im2col else "conv",
             "edgesr.int8_pixel_shuffle": "u8" if shuffle else "float",
+            "edgesr.int8_weight_bits": str(weight_bits),
+            # "true": no u8 x s8 weight pair can saturate; the same integers on every CPU.
+            "edgesr.int8_portable": "true" if saturation.free else "false",
             **({"edgesr.float_nodes": ",".join(exclude_nodes)} if exclude_nodes else {}),
         },
     )
@@ -1203,6 +1252,7 @@ def qat_to_ort_int8(
     color: str | None = None,
     carry_weights: bool = True,
     keep_fp32: str | os.PathLike | None = None,
+    portable: bool = True,
 ) -> Path:
     """The ORT-CPU INT8 model of an NNCF (QAT) model, carrying its weights and ranges.
 
@@ -1211,14 +1261,30 @@ def qat_to_ort_int8(
     and activation scales/zero points as ``TensorQuantOverrides``: ORT re-derives the same
     int8 weights and the same activation grids, so nothing is recalibrated. Only tensors NNCF
     did not quantize are calibrated on ``calib`` (and the output goes on the 8-bit grid).
+
+    ``portable`` (default) requires 7-bit weights (``ptq_nncf(..., weight_bits=7)``), so the
+    model computes the same on every CPU; ``portable=False`` carries 8-bit weights for targets
+    known to accumulate in int32 (VNNI, ARM dot product).
     """
+    bits = {int(q.num_bits) for q in _weight_quantizers(qmodel).values()}
+    if portable and bits - {7}:
+        raise ModelError(
+            f"the NNCF model has {max(bits)}-bit weights, which can saturate ONNX Runtime's x86 "
+            "kernels without VNNI; quantize with ptq_nncf(..., weight_bits=7) (QAT wins the bit "
+            "back), or pass portable=False for a model that only runs on VNNI or ARM CPUs."
+        )
     with tempfile.TemporaryDirectory(prefix="edgesr-qat2ort-") as tmp:
         fp32 = Path(keep_fp32) if keep_fp32 else Path(tmp) / "qat_float.onnx"
         net = bake_qat_weights(qmodel) if carry_weights else _rebuild_plain(qmodel)
         _export_onnx(net, fp32, scale=scale, color=color)
         ranges = nncf_activation_ranges(qmodel, fp32, weights=carry_weights)
         return quantize_ort_static(
-            fp32, out_path, calib, ranges=ranges, exclude_nodes=float_conv_nodes(qmodel, fp32)
+            fp32,
+            out_path,
+            calib,
+            ranges=ranges,
+            exclude_nodes=float_conv_nodes(qmodel, fp32),
+            weight_bits=max(bits, default=7),
         )
 
 

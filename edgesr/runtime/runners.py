@@ -130,23 +130,36 @@ ONNX_COLOR = {"y_bt601": "y", "rgb": "rgb"}
 # would re-quantize such a conv's weights per tensor whenever int8 tensors surround it, so
 # every edgesr session (Python, C runtime, profiler) disables that one pass.
 ORT_SESSION_CONFIG = {"optimization.disable_specified_optimizers": "WeightBiasQuantization"}
+# ORT's exact u8 x s8 kernels on x86 CPUs without VNNI (slower there; no effect with VNNI).
+ORT_EXACT_INT8_CONFIG = {"session.x64quantprecision": "1"}
 
 
-def ort_session_options(threads: int | None = None) -> Any:
-    """``onnxruntime.SessionOptions`` as every edgesr runner uses them."""
+def ort_session_options(threads: int | None = None, *, exact_int8: bool = False) -> Any:
+    """``onnxruntime.SessionOptions`` as every edgesr runner uses them.
+
+    ``exact_int8``: run u8 x s8 convs without int16 saturation on x86 CPUs without VNNI
+    (see :mod:`edgesr.runtime.saturation`); needed only for models whose weights can clip.
+    """
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     if threads:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
-    for key, value in ORT_SESSION_CONFIG.items():
+    config = {**ORT_SESSION_CONFIG, **(ORT_EXACT_INT8_CONFIG if exact_int8 else {})}
+    for key, value in config.items():
         opts.add_session_config_entry(key, value)
     return opts
 
 
 class OnnxRuntimeRunner(BaseRunner):
-    """An ONNX file on ONNX Runtime; scale and colour come from the edgesr metadata."""
+    """An ONNX file on ONNX Runtime; scale and colour come from the edgesr metadata.
+
+    An INT8 model whose weights can saturate ORT's x86 kernels without VNNI (edgesr's
+    TensorRT Q/DQ models, 8-bit weights from elsewhere) gets ORT's exact kernels, so its scores
+    do not depend on the CPU: ``int8_saturation`` holds the check. edgesr's ORT-CPU INT8 models
+    never need them (7-bit weights). ``exact_int8`` True/False forces the choice.
+    """
 
     backend = "onnxruntime"
 
@@ -156,22 +169,34 @@ class OnnxRuntimeRunner(BaseRunner):
         *,
         threads: int | None = None,
         providers: list[str] | None = None,
+        exact_int8: bool | None = None,
         name: str = "",
     ) -> None:
         super().__init__(name or Path(path).name)
+        self.exact_int8 = exact_int8
         self.path, self.threads, self.providers = (
             Path(path),
             threads,
             providers or ["CPUExecutionProvider"],
         )
         self.session: Any = None
+        self.int8_saturation: Any = None
 
     def activate_impl(self) -> None:
         import onnxruntime as ort
 
+        from edgesr.runtime.saturation import int8_saturation
+
         if not self.path.is_file():
             raise ModelError(f"ONNX model {self.path} does not exist.")
-        opts = ort_session_options(self.threads)
+        try:
+            self.int8_saturation = int8_saturation(self.path)
+        except Exception as exc:  # onnx raises its own types for files it cannot parse
+            raise ModelError(
+                f"{self.path} is not a readable ONNX model ({exc}); export it again with `edgesr export`."
+            ) from exc
+        exact = not self.int8_saturation.free if self.exact_int8 is None else self.exact_int8
+        opts = ort_session_options(self.threads, exact_int8=exact)
         try:
             self.session = ort.InferenceSession(
                 str(self.path), sess_options=opts, providers=self.providers
