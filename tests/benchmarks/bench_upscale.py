@@ -11,7 +11,9 @@ runs here (torch: FP32 only; c: when libedgesr is built). For each output (mkv: 
 mp4: H.264 ultrafast, y4m: the same frames as raw YUV in and out, i.e. the pipeline with no
 codec at all) the table gives:
 
-* model ms alone: the model on one 270x480 frame, nothing else running (median of 30);
+* model ms alone: the per-frame model call of the stream (the net on a 270x480 Y plane, through
+  the Upscaler, or libedgesr's ``esr_upscale_y_u8`` for backend c) with nothing else running,
+  median of 30;
 * model ms in stream: the same model's mean per-frame time inside the video run;
 * e2e fps: frames / wall time of the whole `upscale_video` call (decode, model, encode);
 * ratio: e2e fps x model ms alone / 1000, i.e. e2e fps as a fraction of 1 / model latency
@@ -94,14 +96,18 @@ def _child(args: argparse.Namespace) -> int:
     kind = {"model": args.model} if args.model != "shipped" else {"recipe": "espcn_x4"}
     up = open_upscaler(backend=args.backend, threads=args.threads, **kind)
     load_before = _load()
-    lr = np.random.default_rng(0).random((1, 1, LR_H, LR_W), dtype=np.float32)
-    runner = up.runner
-    times = []
-    for i in range(35):
-        start = time.perf_counter()
-        runner.infer(lr)
-        if i >= 5:
-            times.append(time.perf_counter() - start)
+    # The model alone: what the stream's inference thread runs per frame (NV12Path.run: the
+    # Upscaler's net on Y, or libedgesr's esr_upscale_y_u8 for backend c), on a clip frame.
+    import av
+
+    from edgesr.upscale.stream import NV12Path
+    from edgesr.upscale.video import frame_planes
+
+    with av.open(str(args.clip)) as c:
+        frame = next(c.decode(video=0))
+        path = NV12Path(up)
+        item = path.prepare(*(np.ascontiguousarray(p) for p in frame_planes(frame)))
+    times = [path.run(item)[1] for _ in range(35)][5:]
     alone_ms = statistics.median(times) * 1000
     if args.dst.suffix == ".y4m":
         from edgesr.upscale.raw import upscale_raw
