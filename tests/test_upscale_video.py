@@ -339,3 +339,29 @@ def test_bench_upscale_runs_and_never_overwrites_its_json(tmp_path: Path) -> Non
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert again.returncode != 0 and "exists" in again.stderr
     assert json.loads(out.read_text()) == result
+
+
+def test_audio_the_output_container_cannot_hold(tmp_path: Path, upscaler) -> None:
+    """PCM audio cannot go into .mp4/.webm: a ConfigError that points to .mkv, no files left."""
+    src = tmp_path / "pcm.mkv"
+    with av.open(str(src), "w") as out:
+        v = out.add_stream("ffv1", rate=25)
+        v.width, v.height, v.pix_fmt = W, H, "yuv420p"
+        a = out.add_stream("pcm_s16le", rate=8000)
+        for i, rgb in enumerate(photo_frames(3)):
+            f = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            f.pts = i
+            for p in v.encode(f):
+                out.mux(p)
+        for p in v.encode(None):
+            out.mux(p)
+        af = av.AudioFrame.from_ndarray(np.zeros((1, 960), np.int16), format="s16", layout="mono")
+        af.sample_rate, af.pts = 8000, 0
+        for p in [*a.encode(af), *a.encode(None)]:
+            out.mux(p)
+    for ext in ("mp4", "webm"):
+        with pytest.raises(ConfigError, match=r"pcm_s16le.*\.mkv"):
+            run(upscaler, src, tmp_path / f"out.{ext}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pcm.mkv"]
+    stats, _ = run(upscaler, src, tmp_path / "out.mkv")
+    assert stats["frames"] == 3 and len(audio_packets(tmp_path / "out.mkv")) >= 1

@@ -129,6 +129,10 @@ class VideoWriter:
                     f"the audio stream ({a.codec_context.name}) cannot be copied into {path.suffix}: "
                     f"{exc}; write a .mkv, which holds any codec."
                 ) from exc
+        self.path = path
+        self.streams = [codec] + [f"{a.codec_context.name} audio" for a in audio]
+        with self._writing():  # the header now: a container that cannot hold a stream fails here
+            self.container.start_encoding()
         self.width, self.height = width, height
         self.last_pts: int | None = None
 
@@ -160,18 +164,33 @@ class VideoWriter:
     def _encode(self, frame: Any, pts: int | None) -> None:
         frame.pts = self._pts(pts)
         frame.time_base = self.tb
-        for packet in self.stream.encode(frame):
-            self.container.mux(packet)
+        with self._writing():
+            for packet in self.stream.encode(frame):
+                self.container.mux(packet)
 
     def mux_audio(self, packet: Any) -> None:
         packet.stream = self.audio[packet.stream.index]
-        self.container.mux(packet)
+        with self._writing():
+            self.container.mux(packet)
 
     def close(self) -> None:
         """Flush the encoder and write the trailer."""
-        for packet in self.stream.encode(None):
-            self.container.mux(packet)
-        self.container.close()
+        with self._writing():
+            for packet in self.stream.encode(None):
+                self.container.mux(packet)
+            self.container.close()
+
+    @contextlib.contextmanager
+    def _writing(self) -> Any:
+        """FFmpeg's muxer errors as edgesr errors that name the streams and the way out."""
+        try:
+            yield
+        except self.av.error.FFmpegError as exc:
+            raise ConfigError(
+                f"writing the {self.path.suffix} output failed: {exc}. A {self.path.suffix} file may not hold "
+                f"these streams ({', '.join(self.streams)}); write a .mkv, which holds any codec, "
+                "or choose another --codec."
+            ) from exc
 
     def abort(self) -> None:
         with contextlib.suppress(Exception):
