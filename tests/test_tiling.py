@@ -172,3 +172,62 @@ def test_bench_tiling_runs() -> None:
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert "espcn_x2" in out.stdout and out.stdout.rstrip().endswith("identical")
+
+
+def _im2col_onnx(path) -> None:
+    """A 5x5 conv written as Pad + 25 shifted Slices + Concat + 1x1 conv (how edgesr's INT8 ORT
+    models write their first conv), then DepthToSpace x2, with edgesr metadata."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    big = np.iinfo(np.int64).max
+    nodes = [helper.make_node("Pad", ["lr", "pads"], ["padded"])]
+    inits = [numpy_helper.from_array(np.array([0, 0, 2, 2, 0, 0, 2, 2], np.int64), "pads")]
+    taps = []
+    for dy in range(5):
+        for dx in range(5):
+            name = f"t{dy}{dx}"
+            ends = [dy - 4 if dy < 4 else big, dx - 4 if dx < 4 else big]
+            inits += [
+                numpy_helper.from_array(np.array([dy, dx], np.int64), f"{name}_s"),
+                numpy_helper.from_array(np.array(ends, np.int64), f"{name}_e"),
+            ]
+            nodes.append(
+                helper.make_node("Slice", ["padded", f"{name}_s", f"{name}_e", "axes"], [name])
+            )
+            taps.append(name)
+    inits += [
+        numpy_helper.from_array(np.array([2, 3], np.int64), "axes"),
+        numpy_helper.from_array(rng.normal(0, 0.2, (4, 25, 1, 1)).astype(np.float32), "w"),
+    ]
+    nodes += [
+        helper.make_node("Concat", taps, ["cols"], axis=1),
+        helper.make_node("Conv", ["cols", "w"], ["feat"], kernel_shape=[1, 1]),
+        helper.make_node("DepthToSpace", ["feat"], ["sr"], blocksize=2, mode="CRD"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "im2col",
+        [helper.make_tensor_value_info("lr", TensorProto.FLOAT, [1, 1, "H", "W"])],
+        [helper.make_tensor_value_info("sr", TensorProto.FLOAT, [1, 1, "sH", "sW"])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    for key, value in (("edgesr.scale", "2"), ("edgesr.color", "y_bt601")):
+        model.metadata_props.add(key=key, value=value)
+    onnx.save(model, str(path))
+
+
+def test_explicit_im2col_counts_its_padding(tmp_path) -> None:
+    path = tmp_path / "im2col.onnx"
+    _im2col_onnx(path)
+    assert onnx_receptive_radius(path) == 2  # the Pad; the 1x1 conv reaches nothing
+    with open_upscaler(model=path, threads=1) as up:
+        lr = np.random.default_rng(1).random((1, 29, 31), dtype=np.float32)
+        up.tile = 0
+        whole = up.infer(lr)
+        up.tile = 8
+        assert np.array_equal(up.infer(lr), whole)
+        up.overlap = 1  # below the radius: no longer exact, so the radius matters
+        assert not np.array_equal(up.infer(lr), whole)

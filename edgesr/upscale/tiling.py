@@ -96,6 +96,11 @@ def onnx_receptive_radius(model: str | Path | Any) -> int:
     producer = {out: node for node in proto.graph.node for out in node.output}
     radius = 0
     for node in proto.graph.node:
+        if node.op_type == "Pad":
+            # An explicit im2col (Pad, then shifted Slices, then a 1x1 conv, as edgesr's INT8
+            # ORT models write a 5x5 conv) reaches as far as it pads.
+            radius += _pad_extent(node, proto, producer)
+            continue
         if node.op_type not in _CONV_WEIGHT_INPUT:
             continue
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
@@ -135,6 +140,30 @@ def onnx_receptive_radius(model: str | Path | Any) -> int:
             for k, d, p in zip(kernel, dil, pads[: len(kernel)], strict=True)
         )
     return radius
+
+
+def _pad_extent(node: Any, proto: Any, producer: dict[str, Any]) -> int:
+    """The largest spatial (H/W) padding of an ONNX Pad node on NCHW tensors."""
+    import onnx
+    from onnx import numpy_helper
+
+    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+    pads = attrs.get("pads")
+    if pads is None and len(node.input) > 1 and node.input[1]:
+        name = node.input[1]
+        inits = {t.name: t for t in proto.graph.initializer}
+        if name in inits:
+            pads = numpy_helper.to_array(inits[name]).tolist()
+        elif name in producer and producer[name].op_type == "Constant":
+            pads = numpy_helper.to_array(producer[name].attribute[0].t).tolist()
+    if pads is None:
+        raise ModelError(
+            f"cannot read the padding of Pad node '{node.name}' (computed at run time); pass "
+            "an explicit receptive radius (overlap) or tile=0."
+        )
+    half = len(pads) // 2
+    spatial = [int(p) for i, p in enumerate(pads) if i % half >= half - 2]
+    return max([0, *spatial])
 
 
 # -- tiles -------------------------------------------------------------------------------------
