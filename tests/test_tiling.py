@@ -231,3 +231,12 @@ def test_explicit_im2col_counts_its_padding(tmp_path) -> None:
         assert np.array_equal(up.infer(lr), whole)
         up.overlap = 1  # below the radius: no longer exact, so the radius matters
         assert not np.array_equal(up.infer(lr), whole)
+
+
+def test_a_misread_radius_is_widened_by_the_probe(upscalers) -> None:
+    """Opening a model checks the graph's radius on a tiled random frame; too small a radius
+    (a graph pattern the walk misses) is widened with a warning, never used silently."""
+    up = upscalers("espcn_x4", "onnxruntime")
+    with pytest.warns(UserWarning, match="reaches further"):
+        assert up._probe_radius(1) == 4
+    assert up._probe_radius(4) == 4

@@ -161,6 +161,8 @@ class Upscaler:
         if self.color not in ("y", "rgb"):
             raise ModelError(f"model colour must be 'y' or 'rgb', got {self.color!r}")
         self.receptive_radius: int = radius if radius is not None else _radius_of(runner)
+        if radius is None and _bit_exact(runner):
+            self.receptive_radius = self._probe_radius(self.receptive_radius)
         self.tile = tile
         self.overlap = self.receptive_radius if overlap is None else overlap
         self.times = FrameTimes()
@@ -215,6 +217,40 @@ class Upscaler:
                 overlap=self.overlap,
                 radius=self.receptive_radius,
             )
+
+    def _probe_radius(self, radius: int) -> int:
+        """Check the radius read from the graph on a random frame cut into 2x2 tiles: with
+        enough context the tiles are bit-identical to the whole frame. A graph pattern the
+        walk misreads would show up here, so widen the radius (with a warning) until it holds.
+        """
+        rng = np.random.default_rng(0)
+        c = self.runner.num_channels
+        for _ in range(4):
+            side = 2 * (2 * radius + 6)  # two tiles a side, each wider than twice the context
+            x = rng.random((c, side + 1, side + 3), dtype=np.float32)
+            with self._exact_kernels():
+                whole = self.runner.infer(x[None])[0]
+                tiled = run_tiled(
+                    self.runner.infer,
+                    x,
+                    scale=self.scale,
+                    tile=side // 2 + 1,
+                    overlap=radius,
+                    radius=radius,
+                )
+            if np.array_equal(whole, tiled):
+                return radius
+            wider = 2 * radius + 2
+            warnings.warn(
+                f"{self.name}: tiles with {radius} LR pixels of context differ from the whole "
+                f"frame; the graph reaches further than its convs say. Using {wider}.",
+                stacklevel=3,
+            )
+            radius = wider
+        raise ModelError(
+            f"{self.name}: tiled output never matched the whole frame (up to {radius} LR "
+            "pixels of context); run it untiled (--tile 0) or pass --tile-overlap."
+        )
 
     @contextlib.contextmanager
     def _exact_kernels(self) -> Iterator[None]:
@@ -354,6 +390,17 @@ class Upscaler:
 
 
 # -- receptive radius of whatever runs the model -------------------------------------------------
+def _bit_exact(runner: Any) -> bool:
+    """Runners whose tiles are bit-identical to the whole frame (measured): ONNX Runtime and
+    libedgesr on the CPU, PyTorch on the CPU with plain convs. GPU kernels may differ in the
+    last bit with the frame size, so the radius is not probed there."""
+    if runner.backend == "torch":
+        return str(getattr(runner, "device", "cpu")) == "cpu"
+    if runner.backend == "onnxruntime":
+        return list(getattr(runner, "providers", [])) == ["CPUExecutionProvider"]
+    return runner.backend == "capi" and getattr(runner, "engine_backend", "") == "onnxruntime"
+
+
 def _radius_of(runner: Any) -> int:
     model = getattr(runner, "model", None)
     try:
