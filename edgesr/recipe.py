@@ -185,6 +185,12 @@ class CompressSpec:
     # without VNNI, so every CPU computes the same (QAT wins the bit back). 8: finer, but only
     # for models that will run on VNNI/AMX x86 or ARM alone; on AVX2-only x86 they clip.
     ort_weight_bits: Literal[7, 8] = 7
+    # INT8 models to make: "onnxruntime-cpu" (int8-ort) and/or "tensorrt" (int8-qdq); each
+    # costs its own PTQ + QAT.
+    int8_targets: tuple[Literal["onnxruntime-cpu", "tensorrt"], ...] = (
+        "onnxruntime-cpu",
+        "tensorrt",
+    )
     # Named calibration set (see calibration/) or a folder of images.
     calib: str = "embedded"
     calib_images: int = 32
@@ -401,6 +407,10 @@ def _check_semantics(recipe: Recipe, origin: str) -> None:
             "compress.prune_ratio must be in [0, 1) (0 disables pruning)",
         ),
         (0.0 <= recipe.compress.kd_alpha <= 1.0, "compress.kd_alpha must be in [0, 1]"),
+        (
+            not recipe.compress.int8 or bool(recipe.compress.int8_targets),
+            "compress.int8_targets must name onnxruntime-cpu and/or tensorrt (or set compress.int8: false)",
+        ),
         (0.0 <= recipe.compress.qat_alpha <= 1.0, "compress.qat_alpha must be in [0, 1]"),
         (
             recipe.compress.kd_steps >= 0 and recipe.compress.qat_steps >= 0,

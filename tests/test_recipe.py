@@ -126,3 +126,17 @@ def test_shipped_weights_match_their_recipes() -> None:
     gan = load_recipe("srgan_lite_x4")
     assert gan.gan is not None and gan.data.degradation == "camera"
     assert gan.compress.int8_max_drop_db is not None
+
+
+def test_int8_settings_are_checked() -> None:
+    r = load_recipe("espcn_x4", ["compress.int8_targets=[tensorrt]", "compress.ort_weight_bits=8"])
+    assert r.compress.int8_targets == ("tensorrt",) and r.compress.ort_weight_bits == 8
+    assert load_recipe("espcn_x4").compress.ort_weight_bits == 7  # the portable default
+    with pytest.raises(ConfigError, match="one of 7, 8"):
+        load_recipe("espcn_x4", ["compress.ort_weight_bits=6"])
+    with pytest.raises(ConfigError, match="int8_targets must name"):
+        load_recipe("espcn_x4", ["compress.int8_targets=[]"])
+    with pytest.raises(ConfigError, match="'onnxruntime-cpu', 'tensorrt'"):
+        load_recipe("espcn_x4", ["compress.int8_targets=[cuda]"])
+    # A recipe's hash covers training only: INT8 settings keep shipped weights matched.
+    assert r.hash() == load_recipe("espcn_x4").hash()

@@ -437,7 +437,14 @@ def _int8_stages(
     # +0.35 dB with u8 activations, -0.005 dB with int8.
     # ORT-CPU: u8 activations, 7-bit weights (exact on every CPU, see ORT_CPU_WEIGHT_BITS);
     # TensorRT: int8 activations, 8-bit weights (its int8 kernels accumulate in int32).
-    targets = {"int8-ort": (False, spec.ort_weight_bits), "int8-qdq": (True, 8)}
+    targets = {
+        stage: grid
+        for stage, target, grid in (
+            ("int8-ort", "onnxruntime-cpu", (False, spec.ort_weight_bits)),
+            ("int8-qdq", "tensorrt", (True, 8)),
+        )
+        if target in spec.int8_targets
+    }
     nets: dict[str, nn.Module] = {}
     reports["equalization"] = {}
     for target, (signed, bits) in targets.items():
@@ -456,12 +463,14 @@ def _int8_stages(
     if spec.int8_max_drop_db is not None:
         from edgesr.compress.mixed import select_float_layers
 
+        first = next(iter(targets))
         mixed = select_float_layers(
-            nets["int8-ort"],
+            nets[first],
             calib,
             val_pairs,
             max_drop_db=spec.int8_max_drop_db,
-            weight_bits=spec.ort_weight_bits,
+            signed_activations=targets[first][0],
+            weight_bits=targets[first][1],
             log=log,
         )
         float_layers = mixed.float_layers
@@ -500,43 +509,45 @@ def _int8_stages(
             note += f" + {spec.qat_steps} QAT steps (KD alpha {spec.qat_alpha}, MSE)"
         return q, note
 
-    t0 = time.perf_counter()
-    q_ort, note = quantized("int8-ort")
-    ort_path = qat_to_ort_int8(
-        q_ort,
-        out / "int8-ort.onnx",
-        calib,
-        scale=info.scale,
-        color=info.color,
-        portable=spec.ort_weight_bits == ORT_CPU_WEIGHT_BITS,
-    )
-    stamp_onnx_metadata(ort_path, info=int8_info, precision="int8-qdq", force=True)
-    measure(
-        "int8-ort",
-        "onnxruntime-cpu",
-        ort_path,
-        None,
-        student,
-        t0,
-        notes=note + "; QAT weights and ranges carried into ORT quantize_static (QLinearConv)",
-    )
+    if "int8-ort" in targets:
+        t0 = time.perf_counter()
+        q_ort, note = quantized("int8-ort")
+        ort_path = qat_to_ort_int8(
+            q_ort,
+            out / "int8-ort.onnx",
+            calib,
+            scale=info.scale,
+            color=info.color,
+            portable=spec.ort_weight_bits == ORT_CPU_WEIGHT_BITS,
+        )
+        stamp_onnx_metadata(ort_path, info=int8_info, precision="int8-qdq", force=True)
+        measure(
+            "int8-ort",
+            "onnxruntime-cpu",
+            ort_path,
+            None,
+            student,
+            t0,
+            notes=note + "; QAT weights and ranges carried into ORT quantize_static (QLinearConv)",
+        )
 
-    t0 = time.perf_counter()
-    q_trt, note = quantized("int8-qdq")
-    qdq_path = export_qdq_onnx(
-        q_trt,
-        out / "int8-qdq.onnx",
-        scale=info.scale,
-        color=info.color,
-        require_int8_activations=True,
-    )
-    stamp_onnx_metadata(qdq_path, info=int8_info, precision="int8-qdq", force=True)
-    measure(
-        "int8-qdq",
-        "tensorrt",
-        qdq_path,
-        None,
-        student,
-        t0,
-        notes=note + "; explicit Q/DQ for a strongly typed TensorRT build",
-    )
+    if "int8-qdq" in targets:
+        t0 = time.perf_counter()
+        q_trt, note = quantized("int8-qdq")
+        qdq_path = export_qdq_onnx(
+            q_trt,
+            out / "int8-qdq.onnx",
+            scale=info.scale,
+            color=info.color,
+            require_int8_activations=True,
+        )
+        stamp_onnx_metadata(qdq_path, info=int8_info, precision="int8-qdq", force=True)
+        measure(
+            "int8-qdq",
+            "tensorrt",
+            qdq_path,
+            None,
+            student,
+            t0,
+            notes=note + "; explicit Q/DQ for a strongly typed TensorRT build",
+        )
