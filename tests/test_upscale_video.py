@@ -365,3 +365,19 @@ def test_audio_the_output_container_cannot_hold(tmp_path: Path, upscaler) -> Non
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pcm.mkv"]
     stats, _ = run(upscaler, src, tmp_path / "out.mkv")
     assert stats["frames"] == 3 and len(audio_packets(tmp_path / "out.mkv")) >= 1
+
+
+def test_bare_h264_stream_without_timestamps_gets_frame_times(tmp_path: Path, upscaler) -> None:
+    src = tmp_path / "bare.h264"
+    with av.open(str(src), "w", format="h264") as out:
+        s = out.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = W, H, "yuv420p"
+        for i, rgb in enumerate(photo_frames(4)):
+            f = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            f.pts = i
+            for p in s.encode(f):
+                out.mux(p)
+        for p in s.encode(None):
+            out.mux(p)
+    run(upscaler, src, tmp_path / "out.mkv")
+    assert [round(t * 1000) for *_, t in decode_planes(tmp_path / "out.mkv")] == [0, 40, 80, 120]

@@ -111,8 +111,9 @@ class VideoWriter:
         self.tb = (
             Fraction(1, 60000) if codec == "mpeg4" and time_base.denominator > 65535 else time_base
         )
+        self.rate = Fraction(rate or 30)
         stream = self.container.add_stream(
-            codec, rate=rate or Fraction(30), options=dict(_CODEC_OPTIONS.get(codec, {}))
+            codec, rate=self.rate, options=dict(_CODEC_OPTIONS.get(codec, {}))
         )
         stream.width, stream.height = width, height
         stream.pix_fmt = "yuv420p"
@@ -136,9 +137,12 @@ class VideoWriter:
         self.width, self.height = width, height
         self.last_pts: int | None = None
 
-    def _pts(self, pts: int | None) -> int | None:
-        if pts is None:
-            return None
+    def _pts(self, pts: int | None) -> int:
+        if pts is None:  # a bare stream (.h264, some .avi): one frame time after the last
+            step = max(1, round(1 / (self.rate * self.tb)))
+            out = 0 if self.last_pts is None else self.last_pts + step
+            self.last_pts = out
+            return out
         out = pts if self.tb == self.in_tb else round(pts * self.in_tb / self.tb)
         if self.last_pts is not None and out <= self.last_pts:  # encoders need rising pts
             out = self.last_pts + 1
