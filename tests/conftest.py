@@ -59,6 +59,10 @@ x = np.load(sys.argv[2])
 if sys.argv[4] == "runner":  # edgesr's session
     with OnnxRuntimeRunner(sys.argv[1], threads=1) as runner:
         np.save(sys.argv[3], runner.infer(x))
+elif sys.argv[4] == "c":  # libedgesr, the C runtime
+    from edgesr.runtime.capi import CRunner
+    with CRunner(sys.argv[1], threads=1) as runner:
+        np.save(sys.argv[3], runner.infer(x))
 else:  # a plain ORT session, as a user's own code makes one
     import onnxruntime as ort
     sess = ort.InferenceSession(sys.argv[1], providers=["CPUExecutionProvider"])
@@ -94,7 +98,8 @@ class Int8Paths:
     def no_vnni(self, path: Path, x, *, session: str = "runner", required: bool = True):
         """The fused kernels on an emulated x86 CPU without VNNI.
 
-        ``session``: "runner" (edgesr's OnnxRuntimeRunner) or "plain" (ORT's defaults).
+        ``session``: "runner" (edgesr's OnnxRuntimeRunner), "c" (libedgesr's CRunner) or
+        "plain" (ORT's defaults).
         Without qemu-user the test skips (``required``) or this returns None.
         """
         import platform

@@ -19,7 +19,7 @@ def _conv_model(weights: np.ndarray, *, float_weights: bool = False) -> onnx.Mod
     The weight scale makes an all-white input give output 1.0 per channel when no pair clips.
     """
     out_ch = weights.shape[0]
-    w_scale = 1.0 / np.abs(weights.reshape(out_ch, -1).astype(np.float64)).sum(1)
+    w_scale = 1.0 / np.maximum(np.abs(weights.reshape(out_ch, -1).astype(np.float64)).sum(1), 1)
     nodes = [
         helper.make_node("QuantizeLinear", ["x", "s_in", "z_in"], ["xq"]),
         helper.make_node("DequantizeLinear", ["xq", "s_in", "z_in"], ["xd"]),
@@ -100,3 +100,21 @@ def test_check_predicts_what_a_cpu_without_vnni_computes(value, tmp_path, int8_p
     # ...and a plain ORT session, as a user's own code makes one, clips exactly then.
     got = int8_paths.no_vnni(path, x, session="plain")
     assert (grey_levels(got, reference) <= 1) == free
+
+
+def test_the_c_runtime_asks_for_exact_kernels_where_the_model_says_so(tmp_path, int8_paths):
+    """libedgesr reads edgesr.int8_portable: "false" gets ORT's exact kernels, as in Python."""
+    capi = pytest.importorskip("edgesr.runtime.capi")
+    if capi.find_library() is None:
+        pytest.skip("libedgesr is not built (bash deploy/runtime/build.sh)")
+    x = np.ones((1, C, 8, 8), np.float32)
+    model = _conv_model(_weights(127))
+    unmarked = tmp_path / "unmarked.onnx"
+    onnx.save(model, str(unmarked))
+    model.metadata_props.add(key="edgesr.int8_portable", value="false")
+    marked = tmp_path / "marked.onnx"
+    onnx.save(model, str(marked))
+    reference = int8_paths.reference(marked, x)
+    assert grey_levels(int8_paths.no_vnni(marked, x, session="c"), reference) <= 1
+    # Without the mark the C runtime runs ORT's default kernels, which clip there.
+    assert grey_levels(int8_paths.no_vnni(unmarked, x, session="c"), reference) > 1

@@ -134,11 +134,15 @@ ORT_SESSION_CONFIG = {"optimization.disable_specified_optimizers": "WeightBiasQu
 ORT_EXACT_INT8_CONFIG = {"session.x64quantprecision": "1"}
 
 
-def ort_session_options(threads: int | None = None, *, exact_int8: bool = False) -> Any:
+def ort_session_options(
+    threads: int | None = None, *, exact_int8: bool = False, spin: bool = True
+) -> Any:
     """``onnxruntime.SessionOptions`` as every edgesr runner uses them.
 
     ``exact_int8``: run u8 x s8 convs without int16 saturation on x86 CPUs without VNNI
     (see :mod:`edgesr.runtime.saturation`); needed only for models whose weights can clip.
+    ``spin=False``: ORT's idle worker threads sleep instead of spinning, which they otherwise
+    do between frames, taking the cores from decode/encode threads of a pipelined stream.
     """
     import onnxruntime as ort
 
@@ -147,6 +151,8 @@ def ort_session_options(threads: int | None = None, *, exact_int8: bool = False)
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
     config = {**ORT_SESSION_CONFIG, **(ORT_EXACT_INT8_CONFIG if exact_int8 else {})}
+    if not spin:
+        config["session.intra_op.allow_spinning"] = "0"
     for key, value in config.items():
         opts.add_session_config_entry(key, value)
     return opts
@@ -158,7 +164,8 @@ class OnnxRuntimeRunner(BaseRunner):
     An INT8 model whose weights can saturate ORT's x86 kernels without VNNI (edgesr's
     TensorRT Q/DQ models, 8-bit weights from elsewhere) gets ORT's exact kernels, so its scores
     do not depend on the CPU: ``int8_saturation`` holds the check. edgesr's ORT-CPU INT8 models
-    never need them (7-bit weights). ``exact_int8`` True/False forces the choice.
+    never need them (7-bit weights). ``exact_int8`` True/False forces the choice. ``spin``: see
+    :func:`ort_session_options`.
     """
 
     backend = "onnxruntime"
@@ -170,10 +177,11 @@ class OnnxRuntimeRunner(BaseRunner):
         threads: int | None = None,
         providers: list[str] | None = None,
         exact_int8: bool | None = None,
+        spin: bool = True,
         name: str = "",
     ) -> None:
         super().__init__(name or Path(path).name)
-        self.exact_int8 = exact_int8
+        self.exact_int8, self.spin = exact_int8, spin
         self.path, self.threads, self.providers = (
             Path(path),
             threads,
@@ -196,7 +204,7 @@ class OnnxRuntimeRunner(BaseRunner):
                 f"{self.path} is not a readable ONNX model ({exc}); export it again with `edgesr export`."
             ) from exc
         exact = not self.int8_saturation.free if self.exact_int8 is None else self.exact_int8
-        opts = ort_session_options(self.threads, exact_int8=exact)
+        opts = ort_session_options(self.threads, exact_int8=exact, spin=self.spin)
         try:
             self.session = ort.InferenceSession(
                 str(self.path), sess_options=opts, providers=self.providers

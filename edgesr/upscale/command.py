@@ -218,7 +218,10 @@ def add_upscale_parser(sub: Any, add_recipe_args: Callable[..., None]) -> None:
     g = p.add_argument_group("video, raw and camera input")
     g.add_argument("--size", type=_size, help="raw .nv12/.yuv frame size WIDTHxHEIGHT")
     g.add_argument("--fps", type=float, help="camera frame rate to request")
-    g.add_argument("--codec", help="output video codec (default: the input's)")
+    g.add_argument(
+        "--codec",
+        help="output video codec (default: from the output extension: .mkv FFV1, .mp4 H.264)",
+    )
     g.add_argument("--frames", type=int, help="stop after this many frames")
     g.add_argument("--display", action="store_true", help="show the upscaled frames in a window")
     p.set_defaults(func=run_upscale)

@@ -131,6 +131,22 @@ static esr_status lookup_meta(ort_backend* b, OrtModelMetadata* md, OrtAllocator
   return *value ? ESR_OK : esr__fail(ESR_ERR_OUT_OF_MEMORY, "copying metadata");
 }
 
+/* Creates b->session from the path or the bytes of `src`. */
+static esr_status open_session(ort_backend* b, const esr_model_source* src,
+                               const OrtSessionOptions* so) {
+  esr_status st = ESR_OK;
+  if (src->path != NULL) {
+    ORT_TRY(b->api->CreateSession(b->env, src->path, so, &b->session), ESR_ERR_MODEL_LOAD,
+            "ONNX Runtime cannot load the model (corrupt, not ONNX, or unsupported)");
+  } else {
+    ORT_TRY(b->api->CreateSessionFromArray(b->env, src->data, src->size, so, &b->session),
+            ESR_ERR_MODEL_LOAD,
+            "ONNX Runtime cannot load the model (corrupt, not ONNX, or unsupported)");
+  }
+fail:
+  return st;
+}
+
 /* Checks one model input or output: a float32 tensor of rank 4 whose channel dimension, if
  * fixed, is `channels`. */
 static esr_status check_io(ort_backend* b, int is_input, size_t channels) {
@@ -180,6 +196,7 @@ esr_status esr__ort_create(const esr_model_source* src, const esr_options* opts,
   OrtAllocator* alloc = NULL;
   char* scale_text = NULL;
   char* color_text = NULL;
+  char* portable_text = NULL;
   char* name = NULL;
   size_t n_in = 0, n_out = 0;
   esr_status st = ESR_OK;
@@ -226,14 +243,7 @@ esr_status esr__ort_create(const esr_model_source* src, const esr_options* opts,
   ORT_TRY(b->api->AddSessionConfigEntry(so, "optimization.disable_specified_optimizers",
                                         "WeightBiasQuantization"),
           ESR_ERR_RUNTIME, "setting the session configuration");
-  if (src->path != NULL) {
-    ORT_TRY(b->api->CreateSession(b->env, src->path, so, &b->session), ESR_ERR_MODEL_LOAD,
-            "ONNX Runtime cannot load the model (corrupt, not ONNX, or unsupported)");
-  } else {
-    ORT_TRY(b->api->CreateSessionFromArray(b->env, src->data, src->size, so, &b->session),
-            ESR_ERR_MODEL_LOAD,
-            "ONNX Runtime cannot load the model (corrupt, not ONNX, or unsupported)");
-  }
+  if ((st = open_session(b, src, so)) != ESR_OK) goto fail;
   ++*allocs;
 
   ORT_TRY(b->api->GetAllocatorWithDefaultOptions(&alloc), ESR_ERR_RUNTIME, "getting allocator");
@@ -250,6 +260,21 @@ esr_status esr__ort_create(const esr_model_source* src, const esr_options* opts,
   }
   if ((st = esr__parse_scale(scale_text, &meta->scale)) != ESR_OK) goto fail;
   if ((st = esr__parse_color(color_text, &meta->color)) != ESR_OK) goto fail;
+  /* An INT8 model whose weights can saturate the u8 x s8 kernels of x86 CPUs without VNNI
+   * (edgesr writes edgesr.int8_portable = false for those; its ORT-CPU models are 7-bit and
+   * "true") gets ORT's exact kernels, as the Python runner does: the same result on every CPU.
+   * The option only exists at session creation, so the session is made again. */
+  if ((st = lookup_meta(b, md, alloc, "edgesr.int8_portable", &portable_text)) != ESR_OK)
+    goto fail;
+  if (portable_text != NULL && strcmp(portable_text, "false") == 0) {
+    b->api->ReleaseModelMetadata(md);
+    md = NULL;
+    b->api->ReleaseSession(b->session);
+    b->session = NULL;
+    ORT_TRY(b->api->AddSessionConfigEntry(so, "session.x64quantprecision", "1"), ESR_ERR_RUNTIME,
+            "setting the session configuration");
+    if ((st = open_session(b, src, so)) != ESR_OK) goto fail;
+  }
 
   ORT_TRY(b->api->SessionGetInputCount(b->session, &n_in), ESR_ERR_MODEL_LOAD, "counting inputs");
   ORT_TRY(b->api->SessionGetOutputCount(b->session, &n_out), ESR_ERR_MODEL_LOAD,
@@ -278,7 +303,8 @@ esr_status esr__ort_create(const esr_model_source* src, const esr_options* opts,
 
   free(scale_text);
   free(color_text);
-  b->api->ReleaseModelMetadata(md);
+  free(portable_text);
+  if (md) b->api->ReleaseModelMetadata(md);
   b->api->ReleaseSessionOptions(so);
   *impl = b;
   *ops = &k_ort_ops;
@@ -287,6 +313,7 @@ esr_status esr__ort_create(const esr_model_source* src, const esr_options* opts,
 fail:
   free(scale_text);
   free(color_text);
+  free(portable_text);
   if (md) b->api->ReleaseModelMetadata(md);
   if (so) b->api->ReleaseSessionOptions(so);
   ort_destroy(b);
