@@ -118,3 +118,20 @@ def test_the_c_runtime_asks_for_exact_kernels_where_the_model_says_so(tmp_path, 
     assert grey_levels(int8_paths.no_vnni(marked, x, session="c"), reference) <= 1
     # Without the mark the C runtime runs ORT's default kernels, which clip there.
     assert grey_levels(int8_paths.no_vnni(unmarked, x, session="c"), reference) > 1
+
+
+def test_cpu_detection_sees_the_emulated_cpu(int8_paths):
+    """VNNI is read with CPUID (through NumPy), so an AVX2-only CPU is seen as one."""
+    import subprocess
+    import sys
+
+    if int8_paths.qemu is None:
+        pytest.skip("needs qemu-user (apt-get install qemu-user) to emulate AVX2")
+    code = "from edgesr.runtime.saturation import cpu_int8_is_exact as f; print(f())"
+    out = subprocess.run(
+        [int8_paths.qemu, "-cpu", "Haswell", sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip() == "False"

@@ -130,7 +130,8 @@ ONNX_COLOR = {"y_bt601": "y", "rgb": "rgb"}
 # would re-quantize such a conv's weights per tensor whenever int8 tensors surround it, so
 # every edgesr session (Python, C runtime, profiler) disables that one pass.
 ORT_SESSION_CONFIG = {"optimization.disable_specified_optimizers": "WeightBiasQuantization"}
-# ORT's exact u8 x s8 kernels on x86 CPUs without VNNI (slower there; no effect with VNNI).
+# ORT's exact u8 x s8 kernels on x86 (without VNNI they saturate pairs in int16). They are slow
+# everywhere: ESPCN x4 at 2 threads on a VNNI Xeon, 10 -> 49 ms.
 ORT_EXACT_INT8_CONFIG = {"session.x64quantprecision": "1"}
 
 
@@ -162,10 +163,11 @@ class OnnxRuntimeRunner(BaseRunner):
     """An ONNX file on ONNX Runtime; scale and colour come from the edgesr metadata.
 
     An INT8 model whose weights can saturate ORT's x86 kernels without VNNI (edgesr's
-    TensorRT Q/DQ models, 8-bit weights from elsewhere) gets ORT's exact kernels, so its scores
-    do not depend on the CPU: ``int8_saturation`` holds the check. edgesr's ORT-CPU INT8 models
-    never need them (7-bit weights). ``exact_int8`` True/False forces the choice. ``spin``: see
-    :func:`ort_session_options`.
+    TensorRT Q/DQ models, 8-bit weights from elsewhere) gets ORT's exact kernels on such a CPU,
+    so its scores do not depend on the machine: ``int8_saturation`` holds the check. They cost
+    5x on ESPCN x4 even where VNNI makes them needless, so VNNI and ARM CPUs keep the default
+    kernels. edgesr's ORT-CPU INT8 models never need them (7-bit weights). ``exact_int8``
+    True/False forces the choice. ``spin``: see :func:`ort_session_options`.
     """
 
     backend = "onnxruntime"
@@ -193,7 +195,7 @@ class OnnxRuntimeRunner(BaseRunner):
     def activate_impl(self) -> None:
         import onnxruntime as ort
 
-        from edgesr.runtime.saturation import int8_saturation
+        from edgesr.runtime.saturation import cpu_int8_is_exact, int8_saturation
 
         if not self.path.is_file():
             raise ModelError(f"ONNX model {self.path} does not exist.")
@@ -203,7 +205,9 @@ class OnnxRuntimeRunner(BaseRunner):
             raise ModelError(
                 f"{self.path} is not a readable ONNX model ({exc}); export it again with `edgesr export`."
             ) from exc
-        exact = not self.int8_saturation.free if self.exact_int8 is None else self.exact_int8
+        exact = self.exact_int8
+        if exact is None:
+            exact = not self.int8_saturation.free and not cpu_int8_is_exact()
         opts = ort_session_options(self.threads, exact_int8=exact, spin=self.spin)
         try:
             self.session = ort.InferenceSession(

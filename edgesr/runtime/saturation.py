@@ -17,12 +17,13 @@ model computes the same integers on every CPU. 7-bit weights ([-64, 64]) always 
 from __future__ import annotations
 
 import os
+import platform
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-__all__ = ["PAIR_LIMIT", "SaturationReport", "int8_saturation"]
+__all__ = ["PAIR_LIMIT", "SaturationReport", "cpu_int8_is_exact", "int8_saturation"]
 
 # 255 * 128 = 32640 <= 32767 < 255 * 129: the largest same-sign pair |w1| + |w2| that cannot clip.
 PAIR_LIMIT = 128
@@ -125,3 +126,39 @@ def int8_saturation(model: str | os.PathLike | Any) -> SaturationReport:
         if pair > PAIR_LIMIT:
             report.at_risk[name] = pair
     return report
+
+
+def _x86_features() -> set[str]:
+    """CPUID feature names as NumPy's runtime dispatch reads them (CPUID itself, so an emulated
+    CPU reports its own), else /proc/cpuinfo's flags (upper-cased, underscores dropped)."""
+    import importlib
+
+    for owner in ("numpy._core._multiarray_umath", "numpy.core._multiarray_umath"):
+        try:
+            features = importlib.import_module(owner).__cpu_features__
+            return {k for k, v in features.items() if v}
+        except (ImportError, AttributeError):
+            continue
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return {w.upper().replace("_", "") for w in line.split(":", 1)[1].split()}
+    except OSError:
+        pass
+    return set()
+
+
+def cpu_int8_is_exact() -> bool:
+    """Do ONNX Runtime's u8 x s8 kernels accumulate in int32 on this CPU?
+
+    64-bit ARM: yes (dot-product or widening kernels). x86-64: only with VNNI (AVX512-VNNI,
+    or AVX-VNNI); without it they saturate pairs in int16. Unknown: no (the safe answer).
+    """
+    machine = platform.machine().lower()
+    if machine in ("aarch64", "arm64"):
+        return True
+    if machine not in ("x86_64", "amd64"):
+        return False
+    features = _x86_features()
+    return bool(features & {"AVX512VNNI", "AVXVNNI"})

@@ -131,6 +131,19 @@ static esr_status lookup_meta(ort_backend* b, OrtModelMetadata* md, OrtAllocator
   return *value ? ESR_OK : esr__fail(ESR_ERR_OUT_OF_MEMORY, "copying metadata");
 }
 
+/* Do ORT's u8 x s8 kernels accumulate in int32 here? ARM: yes; x86: only with VNNI (without
+ * it VPMADDUBSW saturates pairs in int16); anything else: assume not. */
+static int cpu_int8_is_exact(void) {
+#if defined(__aarch64__)
+  return 1;
+#elif (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512vnni") || __builtin_cpu_supports("avxvnni");
+#else
+  return 0;
+#endif
+}
+
 /* Creates b->session from the path or the bytes of `src`. */
 static esr_status open_session(ort_backend* b, const esr_model_source* src,
                                const OrtSessionOptions* so) {
@@ -262,11 +275,12 @@ esr_status esr__ort_create(const esr_model_source* src, const esr_options* opts,
   if ((st = esr__parse_color(color_text, &meta->color)) != ESR_OK) goto fail;
   /* An INT8 model whose weights can saturate the u8 x s8 kernels of x86 CPUs without VNNI
    * (edgesr writes edgesr.int8_portable = false for those; its ORT-CPU models are 7-bit and
-   * "true") gets ORT's exact kernels, as the Python runner does: the same result on every CPU.
+   * "true") gets ORT's exact kernels on such a CPU, as the Python runner does: the same result
+   * on every CPU. They are slow (5x on ESPCN x4), so CPUs that need none keep the default.
    * The option only exists at session creation, so the session is made again. */
   if ((st = lookup_meta(b, md, alloc, "edgesr.int8_portable", &portable_text)) != ESR_OK)
     goto fail;
-  if (portable_text != NULL && strcmp(portable_text, "false") == 0) {
+  if (portable_text != NULL && strcmp(portable_text, "false") == 0 && !cpu_int8_is_exact()) {
     b->api->ReleaseModelMetadata(md);
     md = NULL;
     b->api->ReleaseSession(b->session);
