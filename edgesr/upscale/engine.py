@@ -80,11 +80,15 @@ def _rows(n: int, step: int = _STRIP) -> Iterator[slice]:
 
 def _to_u8(x: np.ndarray) -> np.ndarray:
     """Float in [0, 1] (any shape) -> uint8, clipped and rounded half away from zero."""
-    t = np.clip(x, 0.0, 1.0)  # the one float temporary (frames can be hundreds of MB)
-    t *= 255.0
-    t += 0.5
-    np.floor(t, out=t)
+    t = np.multiply(x, np.float32(255.0), dtype=np.float32)  # the one float temporary
+    t += np.float32(0.5)
+    np.clip(t, 0.0, 255.0, out=t)  # >= 0 from here, so the cast's truncation is the floor
     return t.astype(np.uint8)
+
+
+def to_u8(x: np.ndarray) -> np.ndarray:
+    """The rounding every ``upscale_*`` method applies: float in [0, 1] -> uint8."""
+    return _to_u8(x)
 
 
 def _rgb_to_ycc(rgb: np.ndarray) -> np.ndarray:
@@ -326,6 +330,15 @@ class Upscaler:
         y = _check_u8(y, 2, "upscale_y")
         with self._frame():
             return self._net_y(y)
+
+    def upscale_y_float(self, y: np.ndarray) -> np.ndarray:
+        """:meth:`upscale_y` before its rounding: float32 sHxsW, unclipped (:func:`to_u8` gives
+        the same bytes). A pipeline rounds on another thread, off the model's critical path."""
+        if self.color != "y":
+            raise ConfigError(f"{self.name} is an RGB model; upscale_y_float needs a Y model.")
+        y = _check_u8(y, 2, "upscale_y_float")
+        with self._frame():
+            return self.infer(y[None].astype(np.float32) / np.float32(255.0))[0]
 
     def upscale_nv12(self, y: np.ndarray, uv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """NV12 planes -> upscaled NV12 planes (contiguous): Y HxW, UV (H/2)x(W/2)x2 (Cb, Cr).

@@ -195,6 +195,7 @@ def upscale_raw(
                     o.write(header.line(w * s, h * s))
 
                 def sink(planes: tuple[np.ndarray, np.ndarray]) -> None:
+                    planes = nv12.finish(planes)
                     if header is not None:
                         o.write(b"FRAME\n")
                     for part in _frame_bytes(*planes, layout):

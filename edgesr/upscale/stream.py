@@ -165,9 +165,20 @@ class NV12Path:
             return timed(self.up, self.up.upscale_nv12, y, uv)
         if self.engine is not None and self.up.tile_for(*y.shape) is None:
             y_out, seconds = timed(None, self.engine.upscale_y_u8, y)
-        else:
-            y_out, seconds = timed(self.up, self.up.upscale_y, y)
+        else:  # rounded to u8 by finish(), on the writer thread
+            y_out, seconds = timed(self.up, self.up.upscale_y_float, y)
         return (y_out, uv_out), seconds
+
+    @staticmethod
+    def finish(planes: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Writer thread: the u8 planes of what :meth:`run` returned. Rounding a 1080p float
+        plane costs about as much as decoding and chroma together; here it overlaps the net."""
+        y, uv = planes
+        if y.dtype != np.uint8:
+            from edgesr.upscale.engine import to_u8
+
+            y = to_u8(y)
+        return y, uv
 
 
 class StreamStats:

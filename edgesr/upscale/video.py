@@ -351,6 +351,8 @@ def _run(
                 pending.append(item[1])
             return
         _, data, pts = item
+        if yuv:
+            data = nv12.finish(data)
         if writer is None:
             h, w = data[0].shape if yuv else data.shape[:2]
             writer = VideoWriter(
