@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from edgesr.errors import ConfigError, DataError, DependencyError
+from edgesr.errors import ConfigError, DataError
 
 __all__ = ["add_upscale_parser", "input_kind", "run_upscale"]
 
@@ -59,20 +59,6 @@ def input_kind(text: str) -> str:
 def _default_stream_output(text: str, scale: int) -> Path:
     src = Path(text)
     return src.with_name(f"{src.stem}_x{scale}{src.suffix}")
-
-
-def _stream_module(name: str) -> Any:
-    import importlib
-
-    try:
-        return importlib.import_module(f"edgesr.upscale.{name}")
-    except ModuleNotFoundError as exc:
-        if exc.name != f"edgesr.upscale.{name}":
-            raise  # a missing dependency of that module, not the module itself
-        raise DependencyError(
-            f"this edgesr has no {name} input support (edgesr.upscale.{name} is missing); "
-            "upgrade edgesr"
-        ) from exc
 
 
 def _summary(count: int, skipped: int, up: Any, seconds: float) -> str:
@@ -137,13 +123,17 @@ def run_upscale(args: argparse.Namespace, *, log: Callable[[str], None] = print)
             dst = Path(args.out) if args.out else _default_stream_output(args.input, up.scale)
             common = {"frames": args.frames, "force": args.force, "log": log}
             if kind == "video":
-                _stream_module("video").upscale_video(
-                    up, args.input, dst, codec=args.codec, display=args.display, **common
-                )
+                from edgesr.upscale.video import upscale_video
+
+                upscale_video(up, args.input, dst, codec=args.codec, display=args.display, **common)
             elif kind == "raw":
-                _stream_module("raw").upscale_raw(up, args.input, dst, size=args.size, **common)
+                from edgesr.upscale.raw import upscale_raw
+
+                upscale_raw(up, args.input, dst, size=args.size, **common)
             else:  # no --out: frames are shown and/or timed only
-                _stream_module("camera").upscale_camera(
+                from edgesr.upscale.camera import upscale_camera
+
+                upscale_camera(
                     up,
                     args.input,
                     Path(args.out) if args.out else None,
