@@ -572,7 +572,8 @@ def _onnx_runner(path: Path, *, backend: str, threads: int | None, name: str = "
     from edgesr.runtime.runners import OnnxRuntimeRunner
 
     # The net shares the cores with decoding and encoding threads: ORT's spinning idle workers
-    # would take them (bench_upscale, INT8 ESPCN x4, 2 threads: raw output 21.8 -> 31.3 fps).
+    # would take them (bench_upscale, INT8 ESPCN x4, 2 threads, raw output, on the 2-vCPU VM
+    # while other jobs ran: 21.8 -> 31.3 fps).
     return OnnxRuntimeRunner(path, threads=threads, spin=False, name=name)
 
 
