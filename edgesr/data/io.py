@@ -70,19 +70,11 @@ def _to_uint8(img: np.ndarray, path: Path) -> np.ndarray:
     return np.rint(_to_float01(img, path) * 255.0).astype(np.uint8)
 
 
-def read_image(path: str | os.PathLike, *, dtype: type | np.dtype = np.uint8) -> np.ndarray:
-    """Read an image file as HxWx3 RGB.
-
-    ``dtype=np.uint8`` (default) gives 0..255, 16-bit files rounded from v*255/65535.
-    ``dtype=np.float32`` (or float64) gives [0, 1] and keeps 16-bit precision.
-    Grey is replicated to 3 channels. Alpha is dropped, not composited: SR restores colour
-    detail, and compositing would invent a background colour that is not in the photo.
-    Raises DataError for missing, empty, truncated, undecodable or zero-size images.
+def decode_image_file(path: str | os.PathLike) -> np.ndarray:
+    """The file's pixels as OpenCV decodes them (IMREAD_UNCHANGED: BGR(A) order, bit depth and
+    alpha kept), or DataError naming the file: missing, a folder, empty, truncated, undecodable.
     """
     path = Path(path)
-    out_dtype = np.dtype(dtype)
-    if out_dtype not in (np.dtype(np.uint8), np.dtype(np.float32), np.dtype(np.float64)):
-        raise ConfigError(f"read_image dtype must be uint8, float32 or float64, not {out_dtype}")
     if not path.exists():
         raise DataError(f"cannot read image {path}: the file does not exist")
     if path.is_dir():
@@ -107,6 +99,23 @@ def read_image(path: str | os.PathLike, *, dtype: type | np.dtype = np.uint8) ->
             f"cannot read image {path}: not a decodable image (corrupt, truncated or "
             f"not really a {path.suffix or 'image'} file)"
         )
+    return img
+
+
+def read_image(path: str | os.PathLike, *, dtype: type | np.dtype = np.uint8) -> np.ndarray:
+    """Read an image file as HxWx3 RGB.
+
+    ``dtype=np.uint8`` (default) gives 0..255, 16-bit files rounded from v*255/65535.
+    ``dtype=np.float32`` (or float64) gives [0, 1] and keeps 16-bit precision.
+    Grey is replicated to 3 channels. Alpha is dropped, not composited: SR restores colour
+    detail, and compositing would invent a background colour that is not in the photo.
+    Raises DataError for missing, empty, truncated, undecodable or zero-size images.
+    """
+    path = Path(path)
+    out_dtype = np.dtype(dtype)
+    if out_dtype not in (np.dtype(np.uint8), np.dtype(np.float32), np.dtype(np.float64)):
+        raise ConfigError(f"read_image dtype must be uint8, float32 or float64, not {out_dtype}")
+    img = decode_image_file(path)
     if img.size == 0 or img.shape[0] == 0 or img.shape[1] == 0:
         raise DataError(f"cannot read image {path}: it has zero size {img.shape[:2]}")
 

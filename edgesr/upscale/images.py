@@ -72,30 +72,12 @@ def read_picture(path: str | os.PathLike) -> Picture:
     """Decode an image keeping bit depth and alpha; DataError naming the file otherwise."""
     import cv2
 
-    from edgesr.data.io import _truncation_reason
+    from edgesr.data.io import decode_image_file
 
     path = Path(path)
-    if not path.is_file():
-        what = "is a folder" if path.is_dir() else "does not exist"
-        raise DataError(f"cannot read image {path}: it {what}")
-    try:
-        data = np.fromfile(path, np.uint8)
-    except OSError as exc:
-        raise DataError(f"cannot read image {path}: {exc.strerror or exc}") from exc
-    if data.size == 0:
-        raise DataError(f"cannot read image {path}: the file is empty (0 bytes)")
-    reason = _truncation_reason(data)
-    if reason is not None:
-        raise DataError(f"cannot read image {path}: {reason}; re-export or re-download it")
-    try:
-        img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
-    except cv2.error as exc:
-        raise DataError(f"cannot read image {path}: OpenCV failed to decode it ({exc})") from exc
-    if img is None or img.size == 0:
-        raise DataError(
-            f"cannot read image {path}: not a decodable image (corrupt, truncated or not really "
-            f"a {path.suffix or 'image'} file)"
-        )
+    img = decode_image_file(path)
+    if img.size == 0:
+        raise DataError(f"cannot read image {path}: it has zero size {img.shape[:2]}")
     if img.dtype not in (np.uint8, np.uint16):
         if not np.issubdtype(img.dtype, np.floating):
             raise DataError(
