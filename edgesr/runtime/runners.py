@@ -131,7 +131,7 @@ ONNX_COLOR = {"y_bt601": "y", "rgb": "rgb"}
 # every edgesr session (Python, C runtime, profiler) disables that one pass.
 ORT_SESSION_CONFIG = {"optimization.disable_specified_optimizers": "WeightBiasQuantization"}
 # ORT's exact u8 x s8 kernels on x86 (without VNNI they saturate pairs in int16). They are slow
-# everywhere: ESPCN x4 at 2 threads on a VNNI Xeon, 10 -> 49 ms.
+# everywhere: 8-bit ESPCN x4 at 2 threads on a VNNI Xeon, 11.2 -> 55.6 ms (bench_int8_cpus).
 ORT_EXACT_INT8_CONFIG = {"session.x64quantprecision": "1"}
 
 
