@@ -7,8 +7,8 @@ import pytest
 
 from edgesr.errors import ConfigError
 from edgesr.runtime.runners import CallableRunner
+from edgesr.runtime.tiling import onnx_receptive_radius, plan_tiles, torch_receptive_radius
 from edgesr.upscale import Upscaler, open_upscaler
-from edgesr.upscale.tiling import onnx_receptive_radius, plan_tiles, torch_receptive_radius
 
 RECIPES = ["espcn_x4", "fsrcnn_x3", "anchornet_x2", "srgan_lite_x4"]
 # ESPCN: 5x5 (2) + 3x3 (1) + 3x3 (1); FSRCNN: 5x5 (2) + 4 x 3x3 (4) + the 9x9 stride-3

@@ -186,7 +186,7 @@ def test_explicit_tiles_give_the_same_file(tmp_path: Path, photo) -> None:
 
 def test_rgb_and_y_paths_agree(espcn, photo) -> None:
     """upscale_rgb of a Y model puts exactly upscale_y's plane into the output's Y."""
-    from edgesr.upscale.engine import _rgb_to_ycc
+    from edgesr.runtime.upscaler import _rgb_to_ycc
 
     y_in = np.floor(_rgb_to_ycc(photo)[:, :, 0] * 255 + 0.5).astype(np.uint8)
     rgb = espcn.upscale_rgb(photo)
@@ -196,7 +196,7 @@ def test_rgb_and_y_paths_agree(espcn, photo) -> None:
 
 
 def test_nv12_stays_in_yuv_and_accepts_strided_planes(espcn, photo) -> None:
-    from edgesr.upscale.engine import _rgb_to_ycc
+    from edgesr.runtime.upscaler import _rgb_to_ycc
 
     ycc = np.floor(_rgb_to_ycc(photo[:60, :70]) * 255 + 0.5).astype(np.uint8)
     y = ycc[:, :, 0].copy()
@@ -220,7 +220,7 @@ def test_nv12_stays_in_yuv_and_accepts_strided_planes(espcn, photo) -> None:
 
 
 def test_nv12_through_an_rgb_model(photo) -> None:
-    from edgesr.upscale.engine import _rgb_to_ycc
+    from edgesr.runtime.upscaler import _rgb_to_ycc
 
     rgb = photo[:60, :70]
     ycc = np.floor(_rgb_to_ycc(rgb) * 255 + 0.5).astype(np.uint8)

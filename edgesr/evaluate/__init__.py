@@ -225,7 +225,7 @@ def evaluate(
                 from edgesr.evaluate.strips import score_in_strips
 
                 if upscaler is None and runner is not None:
-                    from edgesr.upscale.engine import Upscaler
+                    from edgesr.runtime.upscaler import Upscaler
 
                     upscaler = Upscaler(runner, tile=tile or LARGE_TILE)
                 (m_psnr, m_ssim), (b_psnr, b_ssim), sr_rgb = score_in_strips(

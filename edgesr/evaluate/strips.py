@@ -2,7 +2,7 @@
 
 The whole-image path holds several float64 copies of the HR image (Y of HR, of bicubic and of
 SR, SSIM's filtered maps) and runs the net on the whole LR frame: a 12000x12000 photo needed
-16 GB. Here the net runs tile by tile (:mod:`edgesr.upscale.tiling`, bit-identical to the whole
+16 GB. Here the net runs tile by tile (:mod:`edgesr.runtime.tiling`, bit-identical to the whole
 frame), the SR output is kept as float32 (the values the whole-image path computes, it only
 widens them to float64), and the bicubic reference, Y conversions and metrics are computed on
 strips of HR rows. PSNR sums squared errors per strip; SSIM computes each strip's map with the
@@ -76,7 +76,7 @@ def score_in_strips(
 ) -> tuple[tuple[float, float], tuple[float, float], np.ndarray | None]:
     """((psnr, ssim) of the model, (psnr, ssim) of bicubic, SR uint8 RGB if ``want_rgb``).
 
-    ``upscaler``: an :class:`edgesr.upscale.engine.Upscaler` or None (bicubic only; the model
+    ``upscaler``: an :class:`edgesr.runtime.upscaler.Upscaler` or None (bicubic only; the model
     score is then the bicubic one).
     """
     hr, lr = pair.hr_rgb, pair.lr_rgb

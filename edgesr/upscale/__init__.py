@@ -1,7 +1,8 @@
 """``edgesr upscale``: run an SR model on your own images, folders, videos and camera frames.
 
-The engine (:mod:`edgesr.upscale.engine`) is re-exported lazily so ``import edgesr.upscale``
-stays light (no torch, OpenCV or ONNX Runtime until a model is opened).
+The Upscaler (:mod:`edgesr.runtime.upscaler`) and ``open_upscaler`` (:mod:`edgesr.upscale.engine`)
+are re-exported lazily so ``import edgesr.upscale`` stays light (no torch, OpenCV or ONNX Runtime
+until a model is opened).
 """
 
 from __future__ import annotations

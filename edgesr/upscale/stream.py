@@ -175,7 +175,7 @@ class NV12Path:
         plane costs about as much as decoding and chroma together; here it overlaps the net."""
         y, uv = planes
         if y.dtype != np.uint8:
-            from edgesr.upscale.engine import to_u8
+            from edgesr.runtime.upscaler import to_u8
 
             y = to_u8(y)
         return y, uv
