@@ -33,9 +33,11 @@ __all__ = [
     "calculate_psnr_torch",
     "calculate_ssim",
     "calculate_ssim_torch",
+    "ssim_map",
 ]
 
 _SSIM_WIN = 11
+SSIM_MARGIN = (_SSIM_WIN - 1) // 2  # pixels per side the 'valid' SSIM region drops
 _SSIM_SIGMA = 1.5
 _C1 = (0.01 * 255.0) ** 2
 _C2 = (0.03 * 255.0) ** 2
@@ -115,10 +117,11 @@ def calculate_psnr(
     return 10.0 * math.log10(255.0**2 / mse)
 
 
-def _ssim_channel(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean SSIM of two 2-D 0..255 float64 images over the 'valid' filtered region."""
+def ssim_map(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per-pixel SSIM of two 2-D 0..255 float64 images over the 'valid' filtered region (each
+    side loses ``SSIM_MARGIN`` pixels); its mean is the SSIM of the pair."""
     g = _gaussian_1d()
-    m = (_SSIM_WIN - 1) // 2
+    m = SSIM_MARGIN
 
     def filt(x: np.ndarray) -> np.ndarray:
         # Separable Gaussian; the border mode is irrelevant as the margin is dropped.
@@ -130,7 +133,11 @@ def _ssim_channel(a: np.ndarray, b: np.ndarray) -> float:
     cov = filt(a * b) - mu_a * mu_b
     num = (2 * mu_a * mu_b + _C1) * (2 * cov + _C2)
     den = (mu_a**2 + mu_b**2 + _C1) * (var_a + var_b + _C2)
-    return float(np.mean(num / den))
+    return num / den
+
+
+def _ssim_channel(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.mean(ssim_map(a, b)))
 
 
 def calculate_ssim(

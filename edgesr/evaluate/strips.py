@@ -20,10 +20,10 @@ import numpy as np
 from edgesr.data.color import rgb_to_ycbcr, ycbcr_to_rgb
 from edgesr.data.imresize import imresize_rows
 from edgesr.data.pairs import SRPair, to_model_space
+from edgesr.metrics import SSIM_MARGIN, ssim_map
 
 #: HR rows per strip.
 STRIP_ROWS = 512
-_SSIM_MARGIN = 5  # (11 - 1) / 2 rows of context for the 11x11 Gaussian
 
 
 def _y(rgb_u8: np.ndarray) -> np.ndarray:
@@ -44,26 +44,6 @@ class _Sums:
     def psnr(self) -> float:
         mse = self.sse / self.pixels
         return float("inf") if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
-
-
-def _ssim_map(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """edgesr.metrics' SSIM map (0..255 float64 planes), 'valid' region."""
-    import cv2
-
-    from edgesr.metrics import _C1, _C2, _gaussian_1d
-
-    g, m = _gaussian_1d(), _SSIM_MARGIN
-
-    def filt(x: np.ndarray) -> np.ndarray:
-        return cv2.sepFilter2D(x, cv2.CV_64F, g, g)[m:-m, m:-m]
-
-    mu_a, mu_b = filt(a), filt(b)
-    var_a = filt(a * a) - mu_a**2
-    var_b = filt(b * b) - mu_b**2
-    cov = filt(a * b) - mu_a * mu_b
-    num = (2 * mu_a * mu_b + _C1) * (2 * cov + _C2)
-    den = (mu_a**2 + mu_b**2 + _C1) * (var_a + var_b + _C2)
-    return num / den
 
 
 def score_in_strips(
@@ -105,7 +85,7 @@ def score_in_strips(
     for a in range(lo, hi, strip_rows):
         b = min(hi, a + strip_rows)
         # Rows this strip reads: its own plus SSIM context, kept inside the cropped region.
-        ra, rb = max(lo, a - _SSIM_MARGIN), min(hi, b + _SSIM_MARGIN)
+        ra, rb = max(lo, a - SSIM_MARGIN), min(hi, b + SSIM_MARGIN)
         hr_y = _y(hr[ra:rb, c : w - c]) * 255.0
         bic_rgb = imresize_rows(lr, float(scale), (ra, rb))
         bic_y = _y(bic_rgb[:, c : w - c]) * 255.0
@@ -121,11 +101,11 @@ def score_in_strips(
             sums.sse += float(np.sum((plane[own] - hr_y[own]) ** 2))
             sums.pixels += plane[own].size
             # SSIM map rows for output rows [a, b) that have full context.
-            sa, sb = max(a, lo + _SSIM_MARGIN), min(b, hi - _SSIM_MARGIN)
+            sa, sb = max(a, lo + SSIM_MARGIN), min(b, hi - SSIM_MARGIN)
             if sb > sa:
-                m = _ssim_map(
-                    plane[sa - _SSIM_MARGIN - ra : sb + _SSIM_MARGIN - ra],
-                    hr_y[sa - _SSIM_MARGIN - ra : sb + _SSIM_MARGIN - ra],
+                m = ssim_map(
+                    plane[sa - SSIM_MARGIN - ra : sb + SSIM_MARGIN - ra],
+                    hr_y[sa - SSIM_MARGIN - ra : sb + SSIM_MARGIN - ra],
                 )
                 sums.ssim += float(np.sum(m))
                 sums.ssim_pixels += m.size
