@@ -41,6 +41,7 @@ FALLBACK_RADIUS = 16
 _STRIP = 256  # output rows converted per step: bounds the float64 temporaries
 
 # BT.601 studio range (MATLAB rgb2ycbcr), rows Y, Cb, Cr; for RGB in [0, 1], result in 0..255.
+# The matrix of edgesr.data.color, not imported from there: that module loads torch.
 _RGB2YCC = np.array(
     [[65.481, 128.553, 24.966], [-37.797, -74.203, 112.0], [112.0, -93.786, -18.214]]
 )
