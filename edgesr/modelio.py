@@ -8,8 +8,6 @@ never unpickles anything.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ from torch import nn
 
 from edgesr import __version__
 from edgesr.errors import ModelError
+from edgesr.outputs import atomic_write_bytes
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
@@ -58,29 +57,6 @@ def build_model(info: ModelInfo) -> nn.Module:
 
 def build_from_recipe(recipe: Any) -> nn.Module:
     return build_model(ModelInfo.from_recipe(recipe))
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write via a temp file in the same folder + rename, so a crash never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        # mkstemp creates 0600; give the file the permissions a plain open() would.
-        os.chmod(tmp, 0o666 & ~_umask())
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def save_model(
