@@ -6,6 +6,8 @@ without a traceback. Every message names the problem and, where there is one, th
 
 from __future__ import annotations
 
+from types import ModuleType
+
 
 class EdgesrError(Exception):
     """Base class of every error edgesr raises on purpose."""
@@ -43,7 +45,7 @@ class DependencyError(EdgesrError):
     exit_code = 6
 
 
-def require(module: str, *, purpose: str, install: str):
+def require(module: str, *, purpose: str, install: str) -> ModuleType:
     """Import an optional module or raise a DependencyError that says how to get it."""
     import importlib
 
