@@ -175,6 +175,22 @@ def test_import_is_light() -> None:
     assert out.returncode == 0, out.stderr
 
 
+def test_flat_api_names_resolve_and_do_not_shadow_stages() -> None:
+    """Every name in edgesr.__all__ loads, and none hides a stage package (edgesr.train stays
+    the package after `import edgesr.train.loop`)."""
+    import importlib
+
+    import edgesr
+
+    for name in edgesr.__all__:
+        assert getattr(edgesr, name) is not None, name
+    stages = {p.name for p in Path(edgesr.__file__).parent.iterdir() if (p / "__init__.py").is_file()}
+    assert not stages & set(edgesr.__all__)
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        edgesr.nope  # noqa: B018
+    assert callable(importlib.import_module("edgesr.compress").compress)
+
+
 def test_evaluate_on_camera_degraded_frames(tmp_path: Path, hr_dir: Path) -> None:
     """Seeded camera LR frames: reproducible, different from bicubic and from another seed."""
 
