@@ -192,7 +192,7 @@ def test_compress_end_to_end(tmp_path: Path, trained: Path, images: Path, int8_p
     assert conv_out_channels(out / stages["pruned"]["onnx"]) == [32, 16, 4]
     assert conv_out_channels(out / stages["fp32"]["onnx"]) == [64, 32, 4]
 
-    from edgesr.compress.quantize import ort_graph_ops
+    from edgesr.export.onnx_passes import ort_graph_ops
 
     ops = ort_graph_ops(out / stages["int8-ort"]["onnx"])
     # ORT CPU runs the int8 convs as QLinearConv (the NHWC kernels are com.microsoft.QLinearConv).
@@ -255,7 +255,7 @@ def test_compress_mixed_precision_keeps_chosen_convs_float(
         assert set(mixed["sensitivity_ptq_drop_db"]) == {"conv1", "conv2", "conv3"}
         assert 1 <= len(floats) <= 2
     stages = {s["stage"]: s for s in manifest["stages"]}
-    from edgesr.compress.quantize import ort_graph_ops
+    from edgesr.export.onnx_passes import ort_graph_ops
 
     ops = ort_graph_ops(out / stages["int8-ort"]["onnx"])
     float_convs = sum(n for op, n in ops.items() if op.endswith("Conv") and "QLinear" not in op)

@@ -12,10 +12,11 @@ pytest.importorskip("onnxruntime")
 import onnxruntime as ort  # noqa: E402
 
 from edgesr.archs import AnchorNet  # noqa: E402
-from edgesr.compress import quantize as Q  # noqa: E402
+from edgesr.compress import nncf_int8, ort_int8  # noqa: E402
 from edgesr.compress.calibration import load_calibration  # noqa: E402
 from edgesr.compress.mixed import model_psnr, select_float_layers  # noqa: E402
 from edgesr.errors import ConfigError  # noqa: E402
+from edgesr.export import onnx_passes  # noqa: E402
 from edgesr.runtime.runners import ORT_SESSION_CONFIG, ort_session_options  # noqa: E402
 
 SCALE = 2
@@ -80,22 +81,22 @@ def val_pairs():
 
 
 def test_float_layers_get_no_weight_quantizer(net, calib):
-    q = Q.ptq_nncf(net, calib, float_layers=("head", "tail"))
-    assert sorted(Q._weight_quantizers(q)) == ["body.0", "body.2"]
-    assert Q.conv_layers(net) == ["head", "body.0", "body.2", "tail"]
+    q = nncf_int8.ptq_nncf(net, calib, float_layers=("head", "tail"))
+    assert sorted(nncf_int8.weight_quantizers(q)) == ["body.0", "body.2"]
+    assert nncf_int8.conv_layers(net) == ["head", "body.0", "body.2", "tail"]
 
 
 def test_unknown_float_layer_is_a_config_error(net, calib):
     with pytest.raises(ConfigError, match="not convs of this net.*valid: head"):
-        Q.ptq_nncf(net, calib, float_layers=("body.1",))
+        nncf_int8.ptq_nncf(net, calib, float_layers=("body.1",))
     with pytest.raises(ConfigError, match="list of module paths"):
-        Q.ptq_nncf(net, calib, float_layers="tail")
+        nncf_int8.ptq_nncf(net, calib, float_layers="tail")
 
 
 def test_float_conv_stays_float_on_onnxruntime(net, calib, tmp_path):
-    q = Q.ptq_nncf(net, calib, float_layers=("tail",), weight_bits=7)
-    path = Q.qat_to_ort_int8(q, tmp_path / "mixed.onnx", calib, scale=SCALE, color="rgb")
-    ops = Q.ort_graph_ops(path)
+    q = nncf_int8.ptq_nncf(net, calib, float_layers=("tail",), weight_bits=7)
+    path = ort_int8.qat_to_ort_int8(q, tmp_path / "mixed.onnx", calib, scale=SCALE, color="rgb")
+    ops = onnx_passes.ort_graph_ops(path)
     assert ops["com.microsoft.QLinearConv"] == 3
     # The float conv runs as ORT's float kernel (Conv, FusedConv or its NCHWc variant).
     assert sum(n for op, n in ops.items() if op.endswith("Conv") and "QLinear" not in op) == 1
@@ -116,8 +117,8 @@ def test_float_conv_stays_float_on_onnxruntime(net, calib, tmp_path):
 
 def test_float_layer_output_matches_its_fake_quant_model(net, calib, tmp_path):
     """The ORT model with a float conv computes what the NNCF model with that conv ignored does."""
-    q = Q.ptq_nncf(net, calib, float_layers=("head",), weight_bits=7)
-    path = Q.qat_to_ort_int8(q, tmp_path / "mixed.onnx", calib, scale=SCALE, color="rgb")
+    q = nncf_int8.ptq_nncf(net, calib, float_layers=("head",), weight_bits=7)
+    path = ort_int8.qat_to_ort_int8(q, tmp_path / "mixed.onnx", calib, scale=SCALE, color="rgb")
     x = calib[0][:, :, :24, :24].copy()
     sess = ort.InferenceSession(
         str(path), ort_session_options(1), providers=["CPUExecutionProvider"]
@@ -145,7 +146,7 @@ def test_selection_meets_a_reachable_limit_and_reports_it(outlier_net, calib, va
     # The first conv chosen is the one whose float copy alone helped most.
     assert tight.float_layers[0] == min(tight.sensitivity, key=tight.sensitivity.get)
     # The reported drop is what that combination really measures.
-    q = Q.ptq_nncf(net, calib, float_layers=tight.float_layers, weight_bits=7)
+    q = nncf_int8.ptq_nncf(net, calib, float_layers=tight.float_layers, weight_bits=7)
     measured = tight.float_psnr - model_psnr(q, val_pairs, scale=SCALE, color="rgb")
     assert measured == pytest.approx(tight.drop_db, abs=1e-6)
     assert tight.met == (tight.drop_db <= limit)

@@ -20,9 +20,10 @@ from conftest import grey_levels  # noqa: E402
 from onnx import numpy_helper  # noqa: E402
 
 from edgesr.archs import ESPCN  # noqa: E402
-from edgesr.compress import quantize as Q  # noqa: E402
+from edgesr.compress import nncf_int8, ort_int8  # noqa: E402
 from edgesr.compress.calibration import load_calibration  # noqa: E402
 from edgesr.errors import DataError, ModelError  # noqa: E402
+from edgesr.export import onnx_passes  # noqa: E402
 from edgesr.runtime.runners import ort_session_options  # noqa: E402
 from edgesr.runtime.saturation import int8_saturation  # noqa: E402
 
@@ -87,7 +88,7 @@ def qmodel(fp32, calib):
     """8-bit weights: the TensorRT layout."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return Q.ptq_nncf(fp32, calib)
+        return nncf_int8.ptq_nncf(fp32, calib)
 
 
 @pytest.fixture(scope="module")
@@ -95,17 +96,18 @@ def qmodel7(fp32, calib):
     """7-bit weights: what the ORT-CPU model carries."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return Q.ptq_nncf(fp32, calib, weight_bits=Q.ORT_CPU_WEIGHT_BITS)
+        return nncf_int8.ptq_nncf(fp32, calib, weight_bits=ort_int8.ORT_CPU_WEIGHT_BITS)
 
 
 @pytest.fixture(scope="module")
 def fp32_onnx(fp32, tmp_path_factory):
-    return Q._export_onnx(fp32, tmp_path_factory.mktemp("fp32") / "fp32.onnx")
+    return nncf_int8.export_float_onnx(fp32, tmp_path_factory.mktemp("fp32") / "fp32.onnx")
 
 
 def test_import_does_not_pull_in_nncf_or_ort():
     code = (
-        "import sys, edgesr, edgesr.compress.quantize, edgesr.compress.calibration\n"
+        "import sys, edgesr, edgesr.compress.nncf_int8, edgesr.compress.ort_int8,"
+        " edgesr.export.onnx_passes, edgesr.compress.calibration\n"
         "bad = [m for m in ('nncf', 'onnxruntime') if m in sys.modules]\n"
         "assert not bad, bad\n"
     )
@@ -114,9 +116,9 @@ def test_import_does_not_pull_in_nncf_or_ort():
 
 def test_empty_calibration_is_a_data_error(fp32, fp32_onnx, tmp_path):
     with pytest.raises(DataError):
-        Q.ptq_nncf(fp32, [])
+        nncf_int8.ptq_nncf(fp32, [])
     with pytest.raises(DataError):
-        Q.quantize_ort_static(fp32_onnx, tmp_path / "q.onnx", [])
+        ort_int8.quantize_ort_static(fp32_onnx, tmp_path / "q.onnx", [])
 
 
 def test_ptq_stays_close_to_fp32_on_a_real_image(fp32, qmodel, real_image):
@@ -130,7 +132,7 @@ def test_ptq_stays_close_to_fp32_on_a_real_image(fp32, qmodel, real_image):
 
 
 def test_strip_export_gives_tensorrt_style_qdq(qmodel, real_image, tmp_path):
-    path = Q.export_qdq_onnx(qmodel, tmp_path / "nncf.onnx", scale=SCALE, color="y")
+    path = nncf_int8.export_qdq_onnx(qmodel, tmp_path / "nncf.onnx", scale=SCALE, color="y")
     proto = onnx.load(str(path))
     ops = [n.op_type for n in proto.graph.node]
     assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
@@ -151,27 +153,27 @@ def test_strip_export_gives_tensorrt_style_qdq(qmodel, real_image, tmp_path):
     assert _psnr(_run(path, real_image), ref) > 60.0  # measured 78 dB
     # Unsigned activations (the CPU default) are not what TensorRT takes.
     with pytest.raises(ModelError, match="signed_activations"):
-        Q.export_qdq_onnx(qmodel, tmp_path / "trt.onnx", require_int8_activations=True)
+        nncf_int8.export_qdq_onnx(qmodel, tmp_path / "trt.onnx", require_int8_activations=True)
 
 
 def test_signed_activations_export_for_tensorrt(fp32, calib, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        q = Q.ptq_nncf(fp32, calib[:4], signed_activations=True)
-    path = Q.export_qdq_onnx(q, tmp_path / "trt.onnx", require_int8_activations=True)
-    layout = Q._qdq_layout(onnx.load(str(path)))
+        q = nncf_int8.ptq_nncf(fp32, calib[:4], signed_activations=True)
+    path = nncf_int8.export_qdq_onnx(q, tmp_path / "trt.onnx", require_int8_activations=True)
+    layout = nncf_int8._qdq_layout(onnx.load(str(path)))
     assert layout["activation_types"] == {"int8"} and layout["weight_quantizers"] == 3
 
 
 def test_ort_static_runs_qlinearconv(fp32_onnx, calib, real_image, fp32, tmp_path):
-    path = Q.quantize_ort_static(fp32_onnx, tmp_path / "ort.onnx", calib)
+    path = ort_int8.quantize_ort_static(fp32_onnx, tmp_path / "ort.onnx", calib)
     ops = {n.op_type for n in onnx.load(str(path)).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
-    optimized = Q.ort_graph_ops(path)
+    optimized = onnx_passes.ort_graph_ops(path)
     qconv = optimized["com.microsoft.QLinearConv"] + optimized["QLinearConv"]
     assert qconv == 3, optimized  # every conv in int8, none left in float
     assert optimized["Conv"] == 0
-    assert Q.ort_graph_ops(fp32_onnx)["com.microsoft.QLinearConv"] == 0
+    assert onnx_passes.ort_graph_ops(fp32_onnx)["com.microsoft.QLinearConv"] == 0
     with torch.no_grad():
         ref = fp32(torch.from_numpy(real_image)).numpy()
     # Measured 41 dB with the default 7-bit weights (8-bit: 54 dB): INT8 noise still far below
@@ -183,8 +185,8 @@ def test_ort_static_runs_qlinearconv(fp32_onnx, calib, real_image, fp32, tmp_pat
 def test_nncf_qdq_leaves_the_last_conv_in_float_on_ort(qmodel, tmp_path):
     # Why the ORT-CPU model is a separate artifact: without a QuantizeLinear after it, ORT
     # cannot fuse the last conv, which runs in float between DequantizeLinear nodes.
-    path = Q.export_qdq_onnx(qmodel, tmp_path / "nncf.onnx")
-    assert Q.ort_graph_ops(path)["Conv"] >= 1
+    path = nncf_int8.export_qdq_onnx(qmodel, tmp_path / "nncf.onnx")
+    assert onnx_passes.ort_graph_ops(path)["Conv"] >= 1
 
 
 def _scale_of(path, tensor: str) -> np.ndarray:
@@ -204,19 +206,21 @@ def test_range_overrides_set_the_scales(fp32_onnx, calib, tmp_path):
     proto = onnx.load(str(fp32_onnx))
     convs = [n for n in proto.graph.node if n.op_type == "Conv"]
     act1, act2, out = convs[1].input[0], convs[2].input[0], convs[2].output[0]
-    plain = Q.quantize_ort_static(fp32_onnx, tmp_path / "plain.onnx", calib)
+    plain = ort_int8.quantize_ort_static(fp32_onnx, tmp_path / "plain.onnx", calib)
     ranges = {
         act1: (0.0, 8.0),
         act2: {"scale": 0.05, "zero_point": 0, "quant_type": "QUInt8"},
     }
-    carried = Q.quantize_ort_static(fp32_onnx, tmp_path / "carried.onnx", calib, ranges=ranges)
+    carried = ort_int8.quantize_ort_static(
+        fp32_onnx, tmp_path / "carried.onnx", calib, ranges=ranges
+    )
     assert _scale_of(carried, act1) == pytest.approx(8.0 / 255.0, rel=1e-6)
     assert _scale_of(carried, act2) == pytest.approx(0.05, rel=1e-6)
     assert _scale_of(plain, act1) != pytest.approx(8.0 / 255.0, rel=1e-3)
     # The output sits on the 8-bit image grid by default.
     assert _scale_of(plain, out) == pytest.approx(1.0 / 255.0, rel=1e-6)
     with pytest.raises(ModelError, match="does not have"):
-        Q.quantize_ort_static(fp32_onnx, tmp_path / "x.onnx", calib, ranges={"nope": (0, 1)})
+        ort_int8.quantize_ort_static(fp32_onnx, tmp_path / "x.onnx", calib, ranges={"nope": (0, 1)})
 
 
 def test_nncf_ranges_and_weights_carry_into_the_ort_model(
@@ -224,8 +228,8 @@ def test_nncf_ranges_and_weights_carry_into_the_ort_model(
 ):
     qmodel = qmodel7
     fp32_path = tmp_path / "baked.onnx"
-    out = Q.qat_to_ort_int8(qmodel, tmp_path / "carried.onnx", calib, keep_fp32=fp32_path)
-    ranges = Q.nncf_activation_ranges(qmodel, fp32_path)
+    out = ort_int8.qat_to_ort_int8(qmodel, tmp_path / "carried.onnx", calib, keep_fp32=fp32_path)
+    ranges = nncf_int8.nncf_activation_ranges(qmodel, fp32_path)
     proto = onnx.load(str(fp32_path))
     convs = [n for n in proto.graph.node if n.op_type == "Conv"]
     assert set(ranges) == {
@@ -241,7 +245,7 @@ def test_nncf_ranges_and_weights_carry_into_the_ort_model(
     for conv in convs:
         expected = [c["scale"] for c in ranges[conv.input[1]]]
         np.testing.assert_allclose(_scale_of(out, conv.input[1]), expected, rtol=1e-6)
-    assert Q.ort_graph_ops(out)["com.microsoft.QLinearConv"] == 3
+    assert onnx_passes.ort_graph_ops(out)["com.microsoft.QLinearConv"] == 3
     # ORT computes what the NNCF model computes, up to int32 bias rounding: 8-bit outputs agree
     # almost everywhere, never by more than one level (1.4 % of pixels differ by one here; the
     # bias step grows with the 7-bit weight step).
@@ -261,10 +265,10 @@ def test_nncf_ranges_and_weights_carry_into_the_ort_model(
 
 def test_8bit_weights_are_refused_for_the_portable_ort_model(qmodel, calib, tmp_path):
     with pytest.raises(ModelError, match="weight_bits=7"):
-        Q.qat_to_ort_int8(qmodel, tmp_path / "q.onnx", calib)
+        ort_int8.qat_to_ort_int8(qmodel, tmp_path / "q.onnx", calib)
     assert not (tmp_path / "q.onnx").exists()
     # Asked for explicitly (a VNNI/ARM-only target): written, and marked as such.
-    out = Q.qat_to_ort_int8(qmodel, tmp_path / "vnni.onnx", calib, portable=False)
+    out = ort_int8.qat_to_ort_int8(qmodel, tmp_path / "vnni.onnx", calib, portable=False)
     meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
     assert meta["edgesr.int8_weight_bits"] == "8" and meta["edgesr.int8_portable"] == "false"
 
@@ -274,15 +278,15 @@ def test_qat_loss_decreases_and_bakes(fp32, qmodel, patches, real_image):
     lr, hr = patches.next_batch()
     with torch.no_grad():
         before = q(lr).clone()
-    losses = Q.qat_finetune(q, fp32, lambda: (lr, hr), steps=40, lr=1e-3, alpha=0.5)
+    losses = nncf_int8.qat_finetune(q, fp32, lambda: (lr, hr), steps=40, lr=1e-3, alpha=0.5)
     assert len(losses) == 40 and all(np.isfinite(losses))
     assert np.mean(losses[-5:]) < np.mean(losses[:5])
     with torch.no_grad():
         assert not torch.equal(q(lr), before)
     # The input quantizer stays pinned to [0, 1] through QAT.
-    ranges_input = [m for n, m in Q._quantizers(q).items() if "x__0" in n]
+    ranges_input = [m for n, m in nncf_int8._quantizers(q).items() if "x__0" in n]
     assert ranges_input and float(ranges_input[0].scale) == pytest.approx(1.0)
-    baked = Q.bake_qat_weights(q)
+    baked = nncf_int8.bake_qat_weights(q)
     assert not any("nncf" in name for name, _ in baked.named_modules())
     x = torch.from_numpy(real_image)
     with torch.no_grad():
@@ -293,11 +297,11 @@ def test_qat_argument_checks(qmodel, fp32):
     from edgesr.errors import ConfigError
 
     with pytest.raises(ConfigError):
-        Q.qat_finetune(qmodel, None, lambda: None, steps=1, alpha=0.5)
+        nncf_int8.qat_finetune(qmodel, None, lambda: None, steps=1, alpha=0.5)
     with pytest.raises(ConfigError):
-        Q.qat_finetune(qmodel, fp32, object(), steps=1)
+        nncf_int8.qat_finetune(qmodel, fp32, object(), steps=1)
     with pytest.raises(ConfigError):
-        Q.qat_finetune(qmodel, fp32, lambda: None, steps=1, loss="huber")
+        nncf_int8.qat_finetune(qmodel, fp32, lambda: None, steps=1, loss="huber")
 
 
 @pytest.mark.parametrize(("channels", "kernel"), [(1, 5), (3, 3)])
@@ -309,9 +313,9 @@ def test_im2col_first_conv_is_exact(channels, kernel, tmp_path):
         torch.nn.Conv2d(8, 4, 3, padding=1),
     ).eval()
     path = tmp_path / "net.onnx"
-    Q._export_onnx(net, path, scale=1, color="y" if channels == 1 else "rgb")
+    nncf_int8.export_float_onnx(net, path, scale=1, color="y" if channels == 1 else "rgb")
     proto = onnx.load(str(path))
-    shared = Q._im2col_first_conv(proto)
+    shared = onnx_passes.im2col_first_conv(proto)
     assert shared and sum(n.op_type == "Slice" for n in proto.graph.node) >= kernel * kernel
     first = next(n for n in proto.graph.node if n.op_type == "Conv")
     weight = next(i for i in proto.graph.initializer if i.name == first.input[1])
@@ -334,17 +338,17 @@ def test_u8_pixel_shuffle_is_exact_and_only_where_it_pays(arch, scale, channels,
     else:  # ends in the anchor Add, which ORT runs in NCHW
         net = AnchorNet(scale=scale, num_channels=3, num_feat=16, num_blocks=1)
     color = "y" if channels == 1 else "rgb"
-    src = Q._export_onnx(net.eval(), tmp_path / "fp32.onnx", scale=scale, color=color)
+    src = nncf_int8.export_float_onnx(net.eval(), tmp_path / "fp32.onnx", scale=scale, color=color)
     calib = load_calibration("embedded", scale=scale, color=color, num_images=4, crop=24)
-    default = Q.quantize_ort_static(src, tmp_path / "default.onnx", calib)
-    plain = Q.quantize_ort_static(src, tmp_path / "f32.onnx", calib, u8_pixel_shuffle=False)
+    default = ort_int8.quantize_ort_static(src, tmp_path / "default.onnx", calib)
+    plain = ort_int8.quantize_ort_static(src, tmp_path / "f32.onnx", calib, u8_pixel_shuffle=False)
     meta = {p.key: p.value for p in onnx.load(str(default)).metadata_props}
-    ops, plain_ops = Q.ort_graph_ops(default), Q.ort_graph_ops(plain)
+    ops, plain_ops = onnx_passes.ort_graph_ops(default), onnx_passes.ort_graph_ops(plain)
     assert plain_ops["DepthToSpace"] == 1
     if arch == "anchornet":  # the rewrite would add a Transpose: left as it was
         assert meta["edgesr.int8_pixel_shuffle"] == "float" and ops == plain_ops
         proto = onnx.load(str(default))
-        assert Q._u8_pixel_shuffle(proto)  # it can be written, it just does not pay
+        assert onnx_passes.u8_pixel_shuffle(proto)  # it can be written, it just does not pay
         default = tmp_path / "forced.onnx"
         onnx.save(proto, str(default))
     else:
@@ -369,16 +373,16 @@ def test_anchornet_carries_into_an_all_int8_ort_model(tmp_path):
     calib = load_calibration("embedded", scale=3, color="rgb", num_images=4, crop=24)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        q = Q.ptq_nncf(net, calib, weight_bits=7)
+        q = nncf_int8.ptq_nncf(net, calib, weight_bits=7)
     baked = tmp_path / "baked.onnx"
-    out = Q.qat_to_ort_int8(q, tmp_path / "anchornet_int8.onnx", calib, keep_fp32=baked)
-    ranges = Q.nncf_activation_ranges(q, baked)
+    out = ort_int8.qat_to_ort_int8(q, tmp_path / "anchornet_int8.onnx", calib, keep_fp32=baked)
+    ranges = nncf_int8.nncf_activation_ranges(q, baked)
     proto = onnx.load(str(baked))
     tail = [n for n in proto.graph.node if n.op_type == "Conv"][-1]
     add = next(n for n in proto.graph.node if n.op_type == "Add")
     assert tail.output[0] in ranges  # the residual's quantizer, carried
     assert ranges[add.output[0]][0]["scale"] == pytest.approx(1 / 255)  # output grid
-    ops = Q.ort_graph_ops(out)
+    ops = onnx_passes.ort_graph_ops(out)
     assert ops["com.microsoft.QLinearConv"] == 3 and ops["Conv"] == 0
     x = calib[0]
     with torch.no_grad():
@@ -388,6 +392,6 @@ def test_anchornet_carries_into_an_all_int8_ort_model(tmp_path):
 
 def test_ranges_refuse_an_onnx_of_another_net(qmodel, tmp_path):
     other = ESPCN(scale=SCALE, num_channels=1, num_feat=12, num_feat2=8, act="relu")
-    path = Q._export_onnx(other, tmp_path / "other.onnx")
+    path = nncf_int8.export_float_onnx(other, tmp_path / "other.onnx")
     with pytest.raises(ModelError, match="does not match"):
-        Q.nncf_activation_ranges(qmodel, path)
+        nncf_int8.nncf_activation_ranges(qmodel, path)

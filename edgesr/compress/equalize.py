@@ -160,7 +160,7 @@ def choose_equalization(
     if mode == "always":
         return eq.model, {**report, "applied": True}
     from edgesr.compress.mixed import model_psnr
-    from edgesr.compress.quantize import ptq_nncf
+    from edgesr.compress.nncf_int8 import ptq_nncf
 
     if not eval_pairs:
         raise ConfigError("equalize: auto needs validation images to measure PTQ on.")

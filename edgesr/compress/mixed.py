@@ -92,14 +92,14 @@ def select_float_layers(
 
     Args:
         model: FP32 net (its deployable ``fuse()`` form is quantized; ``model`` is untouched).
-        calib: calibration LR frames, as for :func:`edgesr.compress.quantize.ptq_nncf`.
+        calib: calibration LR frames, as for :func:`edgesr.compress.nncf_int8.ptq_nncf`.
         eval_pairs: :class:`edgesr.data.pairs.SRPair` images the drop is measured on. Use
             validation images, not the benchmark the result is reported on.
         max_drop_db: allowed Y-PSNR drop of the INT8 model against the float one.
         signed_activations: quantize as for TensorRT (int8 activations) instead of ORT (u8).
         weight_bits: as for the target's PTQ (ORT-CPU: 7, TensorRT: 8).
     """
-    from edgesr.compress.quantize import conv_layers, ptq_nncf
+    from edgesr.compress.nncf_int8 import conv_layers, ptq_nncf
 
     if not (isinstance(max_drop_db, (int, float)) and max_drop_db >= 0):
         raise ConfigError(f"max_drop_db must be a number >= 0, got {max_drop_db!r}.")

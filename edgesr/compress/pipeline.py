@@ -410,13 +410,8 @@ def _int8_stages(
     TensorRT takes only int8 with zero point 0), so each gets its own PTQ + QAT run.
     """
     from edgesr.compress.equalize import choose_equalization
-    from edgesr.compress.quantize import (
-        ORT_CPU_WEIGHT_BITS,
-        export_qdq_onnx,
-        ptq_nncf,
-        qat_finetune,
-        qat_to_ort_int8,
-    )
+    from edgesr.compress.nncf_int8 import export_qdq_onnx, ptq_nncf, qat_finetune
+    from edgesr.compress.ort_int8 import ORT_CPU_WEIGHT_BITS, qat_to_ort_int8
     from edgesr.evaluate import resolve_eval_data
     from edgesr.export.onnx_export import stamp_onnx_metadata
 
