@@ -215,12 +215,12 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_compress(args: argparse.Namespace) -> int:
-    from edgesr.compress.pipeline import compress
+    from edgesr.pipeline.compress import run_compress
     from edgesr.recipe import load_recipe
 
     recipe = load_recipe(args.recipe, args.overrides)
     out = Path(args.out) if args.out else Path("runs") / f"{recipe.name}-compress"
-    result = compress(
+    run = run_compress(
         recipe,
         args.data,
         out=out,
@@ -232,14 +232,8 @@ def cmd_compress(args: argparse.Namespace) -> int:
         log=lambda text: print(text, flush=True),
     )
     print()
-    print(result.table())
-    print(
-        f"\n{len(result.stages)} stages in {result.wall_time_s:.0f} s; manifest: {out / 'manifest.json'}"
-    )
-    if result.check is not None:
-        print(result.check_summary)
-        return result.check_exit_code
-    return 0
+    print(run.summary())
+    return run.exit_code
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -26,7 +26,7 @@ from test_profile import export_tiny_onnx
 from edgesr.check.budget import check_compress_run, load_check_json
 from edgesr.check.report import build_report, detail_window, screenshot, write_report
 from edgesr.cli import main
-from edgesr.compress.pipeline import StageResult
+from edgesr.compress.stages import StageResult
 from edgesr.errors import ConfigError, OutputExistsError
 
 BUDGET = {

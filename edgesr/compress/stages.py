@@ -1,0 +1,374 @@
+"""``compress``: FP32 -> pruned -> distilled -> INT8, every stage written and scored.
+
+Each stage is written as an ONNX model (float stages also as self-describing safetensors) and
+scored the same way: PSNR/SSIM on the evaluation images through ONNX Runtime, so what is
+deployed is what is scored. Latency is not this stage's business: the caller passes a
+``latency`` function, called once at the end with every model, so all are timed under the same
+conditions (:mod:`edgesr.pipeline.compress` passes the profiler's). The run directory gets a
+``manifest.json`` for machines and a ``manifest.md`` table for people.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from edgesr import __version__
+from edgesr.modelio import ModelInfo, atomic_write_bytes, save_model
+from edgesr.outputs import prepare_out_dir
+from edgesr.recipe import Recipe, dump_recipe
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Median and 90th percentile of one model's per-frame time."""
+
+    p50_ms: float
+    p90_ms: float
+
+
+# Every model path in, one Latency per model out (same order).
+LatencyFn = Callable[[Sequence[Path]], Sequence[Latency]]
+
+
+@dataclass
+class StageResult:
+    """One row of the stage table. Latency fields stay None when no latency function was given."""
+
+    stage: str
+    target: str  # "any" (FP32 ONNX), "tensorrt" (Q/DQ) or "onnxruntime-cpu"
+    onnx: str
+    weights: str | None
+    params: int
+    gmacs: float  # at the latency frame size
+    file_bytes: int
+    psnr_y: float
+    ssim_y: float
+    latency_p50_ms: float | None = None
+    latency_p90_ms: float | None = None
+    speedup_vs_fp32: float | None = None
+    delta_psnr_vs_fp32: float = 0.0
+    seconds: float = 0.0
+    notes: str = ""
+
+
+@dataclass
+class CompressResult:
+    run_dir: Path
+    stages: list[StageResult] = field(default_factory=list)
+    bicubic: dict[str, float] = field(default_factory=dict)
+    wall_time_s: float = 0.0
+
+    def stage(self, name: str) -> StageResult:
+        for s in self.stages:
+            if s.stage == name:
+                return s
+        raise KeyError(name)
+
+    def table(self) -> str:
+        head = "| stage | target | params | GMACs | size KiB | PSNR-Y | SSIM-Y | ΔPSNR vs FP32 | ORT p50 ms | speed-up |"
+        lines = [head, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for s in self.stages:
+            p50 = "—" if s.latency_p50_ms is None else f"{s.latency_p50_ms:.1f}"
+            speed = "—" if s.speedup_vs_fp32 is None else f"{s.speedup_vs_fp32:.2f}x"
+            lines.append(
+                f"| {s.stage} | {s.target} | {s.params:,} | {s.gmacs:.2f} | {s.file_bytes / 1024:.1f} | {s.psnr_y:.2f} | {s.ssim_y:.4f} "
+                f"| {s.delta_psnr_vs_fp32:+.2f} | {p50} | {speed} |"
+            )
+        if self.bicubic:
+            lines.append(
+                f"| bicubic | — | — | — | — | {self.bicubic['psnr_y']:.2f} | {self.bicubic['ssim_y']:.4f} | | | |"
+            )
+        return "\n".join(lines)
+
+
+@dataclass
+class _Scorer:
+    """Writes a stage's files and scores its ONNX model on the evaluation pairs."""
+
+    out: Path
+    pairs: list[Any]
+    scale: int
+    threads: int
+    size: tuple[int, int]
+    log: Log | None
+    rows: list[StageResult] = field(default_factory=list)
+    bicubic: dict[str, float] = field(default_factory=dict)
+
+    def save(self, model: nn.Module, name: str, info: ModelInfo) -> tuple[Path, Path]:
+        from edgesr.export.onnx_export import export_onnx
+
+        weights = save_model(model, self.out / f"{name}.safetensors", info)
+        onnx_path = self.out / f"{name}.onnx"
+        export_onnx(model, onnx_path, info=info)
+        return onnx_path, weights
+
+    def score(
+        self,
+        stage: str,
+        target: str,
+        onnx_path: Path,
+        weights: Path | None,
+        model: nn.Module,
+        t0: float,
+        notes: str = "",
+    ) -> StageResult:
+        from edgesr.archs.complexity import complexity
+        from edgesr.evaluate import evaluate
+        from edgesr.runtime.runners import OnnxRuntimeRunner
+
+        runner = OnnxRuntimeRunner(onnx_path, threads=self.threads)
+        scores = evaluate(runner, self.pairs, scale=self.scale)
+        self.bicubic = self.bicubic or scores.bicubic
+        cplx = complexity(model, lr_size=self.size)
+        row = StageResult(
+            stage=stage,
+            target=target,
+            onnx=str(onnx_path.relative_to(self.out)),
+            weights=str(weights.relative_to(self.out)) if weights else None,
+            params=int(cplx["params"]),
+            gmacs=float(cplx["gmacs"]),
+            file_bytes=onnx_path.stat().st_size,
+            psnr_y=scores.mean["psnr_y"],
+            ssim_y=scores.mean["ssim_y"],
+            seconds=time.perf_counter() - t0,
+            notes=notes,
+        )
+        if self.rows:
+            row.delta_psnr_vs_fp32 = row.psnr_y - self.rows[0].psnr_y
+        self.rows.append(row)
+        _say(
+            self.log,
+            f"  {stage:<10} PSNR-Y {row.psnr_y:.2f} dB ({row.delta_psnr_vs_fp32:+.2f})  [{row.seconds:.0f} s]",
+        )
+        return row
+
+
+def _say(log: Log | None, text: str) -> None:
+    if log is not None:
+        log(text)
+
+
+def compress(
+    model: nn.Module,
+    data: str | Path | Iterable[Any] | None = None,
+    *,
+    recipe: Recipe,
+    info: ModelInfo,
+    out: str | Path,
+    source: str = "",
+    calib: str | Path | Sequence[np.ndarray] | None = None,
+    eval_data: str | Path | None = None,
+    latency: LatencyFn | None = None,
+    force: bool = False,
+    log: Log | None = None,
+) -> CompressResult:
+    """Compress the FP32 ``model`` into deployable pruned and INT8 models under ``out``.
+
+    Args:
+        model: the FP32 teacher (``info`` says what net it is; ``source`` where it came from).
+        data: images for distillation and QAT (default: the recipe's ``data.train``).
+        recipe: what to do (``recipe.compress``).
+        out: the run directory; it must be empty (a ``train/`` folder in it is kept), or ``force``.
+        calib: a named calibration set, a folder, or frames from
+            :func:`edgesr.compress.calibration.load_calibration` (default: ``compress.calib``).
+        eval_data: where the stage table is scored (default: ``compress.eval``).
+        latency: times every model at the end; without it the latency columns stay empty.
+    """
+    from edgesr.compress.distill import distill
+    from edgesr.compress.prune import prune_channels
+    from edgesr.evaluate import resolve_eval_data
+
+    spec = recipe.compress
+    out = Path(out)
+    # Everything that can be checked cheaply is checked before any output is written.
+    calib_frames = None if calib is None or isinstance(calib, (str, Path)) else list(calib)
+    if spec.int8 and calib_frames is None:
+        from edgesr.compress.calibration import load_calibration
+
+        calib_frames = load_calibration(
+            calib if isinstance(calib, (str, Path)) else spec.calib,
+            scale=recipe.model.scale,
+            color=recipe.model.color,
+            num_images=spec.calib_images,
+        )
+    prepare_out_dir(out, force=force, keep=("train",))
+    atomic_write_bytes(out / "recipe.yaml", dump_recipe(recipe).encode())
+    t_start = time.perf_counter()
+    torch.manual_seed(recipe.train.seed)
+
+    teacher = model.fuse() if hasattr(model, "fuse") else model
+    teacher.eval()
+    size = (int(spec.latency_size[0]), int(spec.latency_size[1]))
+    scorer = _Scorer(
+        out=out,
+        pairs=resolve_eval_data(eval_data or spec.eval, scale=info.scale),
+        scale=info.scale,
+        threads=spec.latency_threads,
+        size=size,
+        log=log,
+    )
+
+    t0 = time.perf_counter()
+    _say(log, f"compress {recipe.name}: FP32 from {source}")
+    # The FP32 stage is the deployable (fused, non-re-parameterisable) form of the teacher.
+    rep = {"rep": False} if "rep" in info.params else {}
+    fp32_info = ModelInfo(
+        info.arch, info.scale, info.color, {**info.params, **rep}, recipe.name, recipe.hash()
+    )
+    scorer.score("fp32", "any", *scorer.save(teacher, "fp32", fp32_info), teacher, t0, source)
+
+    sampler = _sampler(recipe, data, info) if _needs_sampler(recipe) else None
+    student, student_info = teacher, fp32_info
+    if spec.prune_ratio > 0:
+        t0 = time.perf_counter()
+        pruned = prune_channels(
+            teacher, ratio=spec.prune_ratio, criterion=spec.prune_criterion, data=sampler
+        )
+        student_info = ModelInfo(
+            info.arch,
+            info.scale,
+            info.color,
+            {**fp32_info.params, **pruned.arch_params},
+            recipe.name,
+            recipe.hash(),
+        )
+        widths = ", ".join(
+            f"{k} {pruned.widths_before[k]}->{pruned.widths_after[k]}" for k in pruned.widths_before
+        )
+        files = scorer.save(pruned.model, "pruned", student_info)
+        note = f"ratio {spec.prune_ratio} ({spec.prune_criterion}): {widths}"
+        scorer.score("pruned", "any", *files, pruned.model, t0, note)
+        student = pruned.model
+        if spec.kd_steps > 0:
+            t0 = time.perf_counter()
+            kd = distill(
+                student, teacher, sampler, steps=spec.kd_steps, lr=spec.kd_lr, alpha=spec.kd_alpha
+            )
+            student = kd.model.eval()
+            files = scorer.save(student, "distilled", student_info)
+            note = f"{spec.kd_steps} KD steps, alpha {spec.kd_alpha}"
+            scorer.score("distilled", "any", *files, student, t0, note)
+
+    reports: dict[str, Any] = {}
+    if spec.int8:
+        from edgesr.compress.int8_stages import int8_stages
+
+        assert calib_frames is not None
+        reports = int8_stages(
+            recipe,
+            student,
+            teacher,
+            student_info,
+            sampler=sampler,
+            calib=calib_frames,
+            out=out,
+            score=scorer.score,
+            log=log,
+        )
+
+    if latency is not None:
+        _say(log, f"latency: {len(scorer.rows)} models, ORT CPU, {size[0]}x{size[1]}")
+        _fill_latency(scorer.rows, latency([out / r.onnx for r in scorer.rows]))
+
+    result = CompressResult(
+        run_dir=out,
+        stages=scorer.rows,
+        bicubic=scorer.bicubic,
+        wall_time_s=time.perf_counter() - t_start,
+    )
+    _write_manifest(
+        result,
+        recipe,
+        source=source,
+        eval_data=eval_data,
+        measured=latency is not None,
+        reports=reports,
+        eval_images=len(scorer.pairs),
+    )
+    return result
+
+
+def _needs_sampler(recipe: Recipe) -> bool:
+    spec = recipe.compress
+    return (spec.prune_ratio > 0 and spec.kd_steps > 0) or (spec.int8 and spec.qat_steps > 0)
+
+
+def _sampler(recipe: Recipe, data: Any, info: ModelInfo) -> Any:
+    """Training patches for distillation and QAT, from the same images training used."""
+    from edgesr.data.pairs import PatchSampler, make_pairs
+    from edgesr.train.run import load_train_images
+
+    images, _ = load_train_images(data, recipe)
+    return PatchSampler(
+        make_pairs(images, scale=info.scale),
+        scale=info.scale,
+        color=info.color,
+        lr_patch=recipe.data.lr_patch,
+        batch_size=recipe.compress.batch_size,
+        augment=recipe.data.augment,
+        seed=recipe.train.seed + 17,
+        degradation=recipe.data.degradation,
+        camera=recipe.data.camera,
+    )
+
+
+def _fill_latency(rows: list[StageResult], measured: Sequence[Latency]) -> None:
+    if len(measured) != len(rows):
+        raise ValueError(
+            f"latency function returned {len(measured)} results for {len(rows)} models"
+        )
+    for row, lat in zip(rows, measured, strict=True):
+        row.latency_p50_ms, row.latency_p90_ms = lat.p50_ms, lat.p90_ms
+        row.speedup_vs_fp32 = measured[0].p50_ms / lat.p50_ms
+
+
+def _write_manifest(
+    result: CompressResult,
+    recipe: Recipe,
+    *,
+    source: str,
+    eval_data: str | Path | None,
+    measured: bool,
+    reports: dict[str, Any],
+    eval_images: int,
+) -> None:
+    spec = recipe.compress
+    manifest = {
+        "edgesr_version": __version__,
+        "recipe": recipe.name,
+        "recipe_hash": recipe.hash(),
+        "source": source,
+        "eval_data": str(eval_data or spec.eval),
+        "eval_images": eval_images,
+        "latency": {
+            "backend": "onnxruntime-cpu",
+            "size": list(spec.latency_size),
+            "threads": spec.latency_threads,
+            "runs": spec.latency_runs,
+        }
+        if measured
+        else None,
+        "bicubic": result.bicubic,
+        "stages": [asdict(s) for s in result.stages],
+        **reports,
+        "wall_time_s": result.wall_time_s,
+        "torch_version": torch.__version__,
+        "python": sys.version.split()[0],
+    }
+    out = result.run_dir
+    atomic_write_bytes(out / "manifest.json", (json.dumps(manifest, indent=2) + "\n").encode())
+    atomic_write_bytes(
+        out / "manifest.md", (f"# {recipe.name}: compression stages\n\n{result.table()}\n").encode()
+    )

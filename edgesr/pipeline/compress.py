@@ -1,0 +1,116 @@
+"""``edgesr compress`` as a sequence: model -> compress -> measure latency -> check.
+
+The compress stage makes and scores the models; it does not know how latency is measured or
+what a budget is. This module wires the profiler's latency into it and the budget check after
+it, so each stage can be changed (or called from Python) on its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from edgesr.outputs import prepare_out_dir
+
+if TYPE_CHECKING:
+    from edgesr.check.budget import CheckResult
+    from edgesr.compress.stages import CompressResult, Latency, LatencyFn
+    from edgesr.recipe import Recipe
+
+
+@dataclass
+class CompressRun:
+    """A compress run and, when a budget was given, the check of its final stage."""
+
+    result: CompressResult
+    check: CheckResult | None = None
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.check is None else int(self.check.exit_code)
+
+    def summary(self) -> str:
+        """The stage table, and the budget verdict when there is one."""
+        r = self.result
+        text = f"{r.table()}\n\n{len(r.stages)} stages in {r.wall_time_s:.0f} s; manifest: {r.run_dir / 'manifest.json'}"
+        if self.check is not None:
+            text += (
+                f"\nbudget check of the final stage ({r.stages[-1].stage}): {self.check.verdict}"
+                f"\n{self.check.table()}"
+            )
+        return text
+
+
+def ort_latency(*, size: tuple[int, int], threads: int, runs: int) -> LatencyFn:
+    """A latency function for :func:`edgesr.compress.compress`: ORT CPU, each model in its own session."""
+
+    def measure(paths: Sequence[Path]) -> list[Latency]:
+        from edgesr.compress.stages import Latency
+        from edgesr.profile.latency import time_runner
+        from edgesr.runtime.runners import OnnxRuntimeRunner
+
+        out = []
+        for path in paths:
+            stats = time_runner(OnnxRuntimeRunner(path, threads=threads), size=size, runs=runs)
+            out.append(Latency(p50_ms=stats.p50_ms, p90_ms=stats.p90_ms))
+        return out
+
+    return measure
+
+
+def run_compress(
+    recipe: Recipe,
+    data: str | Path | Iterable[Any] | None = None,
+    *,
+    out: str | Path,
+    from_: str | Path | None = None,
+    calib: str | Path | None = None,
+    eval_data: str | Path | None = None,
+    budget: str | Path | None = None,
+    force: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> CompressRun:
+    """``edgesr compress``: the FP32 model (``from_``, shipped, or trained first), compressed,
+    every stage timed together at the end, and the final stage checked against ``budget``."""
+    from edgesr.check.budget import check_compress_run, load_budget
+    from edgesr.compress.calibration import load_calibration
+    from edgesr.compress.stages import compress
+    from edgesr.modelio import resolve_weights
+    from edgesr.pipeline.models import resolve_model
+
+    spec = recipe.compress
+    out = Path(out)
+    # Everything that can be checked cheaply is checked before any output is written.
+    budget_spec = load_budget(budget) if budget is not None else None
+    if from_ is not None:
+        resolve_weights(from_)
+    frames = (
+        load_calibration(
+            calib or spec.calib,
+            scale=recipe.model.scale,
+            color=recipe.model.color,
+            num_images=spec.calib_images,
+        )
+        if spec.int8
+        else None
+    )
+    prepare_out_dir(out, force=force)
+
+    teacher = resolve_model(recipe, from_, data=data, train_out=out / "train", log=log)
+    size = (int(spec.latency_size[0]), int(spec.latency_size[1]))
+    result = compress(
+        teacher.model,
+        data,
+        recipe=recipe,
+        info=teacher.info,
+        source=teacher.source,
+        out=out,
+        calib=frames,
+        eval_data=eval_data,
+        latency=ort_latency(size=size, threads=spec.latency_threads, runs=spec.latency_runs),
+        log=log,
+    )
+    check = check_compress_run(out, budget_spec)[-1] if budget_spec is not None else None
+    return CompressRun(result, check)
