@@ -510,7 +510,7 @@ def camera_problems(cam: CameraDegradation, prefix: str = "data.camera") -> list
 def gan_problems(gan: GanSpec) -> list[str]:
     """What is wrong with a ``gan`` section, one message per key (empty: all fine)."""
     from edgesr.archs import discriminator_params  # deferred like arch_params above
-    from edgesr.train.losses import VGG19_LAYERS
+    from edgesr.archs.vgg19_layers import VGG19_LAYERS
 
     out = [
         f"gan.{name} must be at least 1"

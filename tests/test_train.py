@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -14,11 +15,12 @@ import torch
 
 from edgesr.data.embedded import procedural_image
 from edgesr.data.io import write_image
-from edgesr.errors import ConfigError, OutputExistsError
+from edgesr.errors import ConfigError, EdgesrError, OutputExistsError
 from edgesr.modelio import load_model, read_info
 from edgesr.recipe import load_recipe
 from edgesr.train import lr_at, train
 from edgesr.train.checkpoint import latest_checkpoint, list_checkpoints
+from edgesr.train.run import LrSchedule
 
 TINY = [
     "data.lr_patch=12",
@@ -68,6 +70,10 @@ def test_lr_schedule() -> None:
     assert lr_at(10, multi) == pytest.approx(multi.lr)
     assert lr_at(11, multi) == pytest.approx(multi.lr * 0.1)
     assert lr_at(21, multi) == pytest.approx(multi.lr * 0.01)
+    # The GAN loop's schedule: a cosine without warmup.
+    cosine = LrSchedule(steps=100, lr=1e-3, lr_min=1e-5)
+    assert lr_at(1, cosine) == pytest.approx(1e-5 + 0.5 * (1e-3 - 1e-5) * (1 + np.cos(np.pi / 100)))
+    assert lr_at(100, cosine) == pytest.approx(1e-5)
 
 
 @pytest.mark.parametrize("name", ["espcn_x2", "fsrcnn_x3", "anchornet_x4"])
@@ -105,6 +111,33 @@ def test_in_memory_data_and_existing_run_protection(tmp_path: Path) -> None:
         )
     with pytest.raises(ConfigError, match="nothing to resume"):
         train(recipe, images, out=tmp_path / "empty", val=None, resume=True, progress=False)
+
+
+def test_ctrl_c_checkpoints_and_resumes(tmp_path: Path) -> None:
+    """A real SIGINT during step 1 lets the step finish, checkpoints it and stops with an
+    EdgesrError (exit code 1); --resume then ends where an uninterrupted run ends."""
+    rng = np.random.default_rng(2)
+    images = [procedural_image("dead_leaves", size=96, rng=rng) for _ in range(3)]
+    recipe = load_recipe("espcn_x2", [*TINY, "train.steps=6", "train.ckpt_every=100"])
+    ref = tmp_path / "ref"
+    train(recipe, images, out=ref, val=None, progress=False)
+
+    class InterruptOnFirstStep(io.StringIO):
+        def write(self, text: str) -> int:
+            if "] 1/6 " in text:  # the first progress line
+                signal.raise_signal(signal.SIGINT)
+            return super().write(text)
+
+    run = tmp_path / "run"
+    handler = signal.getsignal(signal.SIGINT)
+    with pytest.raises(EdgesrError, match="interrupted at step 1.*--resume"):
+        train(recipe, images, out=run, val=None, stream=InterruptOnFirstStep())
+    assert [p.name for p in list_checkpoints(run)] == ["step_00000001"]
+    assert signal.getsignal(signal.SIGINT) is handler  # the previous handler is back
+    train(recipe, images, out=run, val=None, resume=True, progress=False)
+    a, b = _weights(ref / "model.safetensors"), _weights(run / "model.safetensors")
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
 
 
 def _cli(*args: str) -> list[str]:

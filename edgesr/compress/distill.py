@@ -21,7 +21,8 @@ import torch
 from torch import Tensor, nn
 
 from edgesr.errors import ConfigError, DataError, EdgesrError, ModelError
-from edgesr.train.loop import lr_at, pixel_loss
+from edgesr.train.losses import pixel_loss
+from edgesr.train.run import lr_at
 
 __all__ = ["DistillResult", "distill"]
 

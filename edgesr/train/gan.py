@@ -1,9 +1,10 @@
 """GAN training of compact generators: pixel-loss pre-training, then adversarial fine-tuning.
 
-``train()`` hands a recipe with a ``gan`` section to :func:`train_gan`. Run directory::
+:func:`edgesr.train.train` hands a recipe with a ``gan`` section to :func:`train_gan`, with
+the pixel-loss loop for phase 1 (this module does not import that loop). Run directory::
 
     out/
-      recipe.yaml, log.jsonl, checkpoints/   phase 2 (adversarial), laid out as in loop.py
+      recipe.yaml, log.jsonl, checkpoints/   phase 2 (adversarial), laid out as in checkpoint.py
       pretrain/                              phase 1: an ordinary pixel-loss run of train.*
         model.safetensors                    the pixel-loss net, the baseline to compare with
       model.safetensors                      the EMA generator: a normal edgesr model file
@@ -22,45 +23,41 @@ import copy
 import dataclasses
 import json
 import math
-import os
-import signal
 import sys
-import threading
-import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any, TextIO
+from typing import TextIO
 
 import torch
 from torch import nn
 
-from edgesr import __version__
-from edgesr.errors import ConfigError, DataError, EdgesrError
-from edgesr.modelio import ModelInfo, atomic_write_bytes, build_from_recipe, load_state, save_model
+from edgesr.errors import ConfigError, EdgesrError
+from edgesr.modelio import ModelInfo, build_from_recipe, load_state, save_model
 from edgesr.recipe import GanSpec, Recipe
-from edgesr.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from edgesr.train.loop import (
-    TrainResult,
-    _init_dist,
-    _load_val_pairs,
-    check_resumable,
-    load_train_images,
-    lr_at,
-    make_sampler,
-    pixel_loss,
-    prepare_run_dir,
-    train,
-)
+from edgesr.train.checkpoint import latest_checkpoint
 from edgesr.train.losses import (
     VGG19_ENV,
     PerceptualLoss,
+    pixel_loss,
     ragan_d_loss,
     ragan_g_loss,
     resolve_vgg19_weights,
 )
 from edgesr.train.progress import Progress
+from edgesr.train.run import (
+    DataSource,
+    LrSchedule,
+    Run,
+    TrainResult,
+    check_resumable,
+    dist_env,
+    load_train_images,
+    lr_at,
+    make_sampler,
+    prepare_run_dir,
+    psnr_text,
+)
 
 PRETRAIN_DIR = "pretrain"
 
@@ -102,23 +99,26 @@ def build_perceptual(gan: GanSpec) -> PerceptualLoss | None:
 
 def train_gan(
     recipe: Recipe,
-    data: str | Path | Iterable[Any] | None = None,
+    data: DataSource | None = None,
     *,
     out: str | Path,
-    val: str | Path | Iterable[Any] | None = "recipe",
+    val: DataSource | None = "recipe",
     resume: bool = False,
     force: bool = False,
     progress: bool = True,
     stream: TextIO | None = None,
+    pretrain: Callable[..., TrainResult],
 ) -> TrainResult:
     """Two-phase GAN training; arguments as :func:`edgesr.train.train`.
 
-    Returns the EMA generator's file and validation PSNR; ``steps`` and ``wall_time_s`` count
-    both phases (``train_summary.json`` has them per phase).
+    ``pretrain`` is the pixel-loss loop that runs phase 1, called like ``train`` (passed in:
+    :func:`edgesr.train.loop.train_pixel`). Returns the EMA generator's file and validation
+    PSNR; ``steps`` and ``wall_time_s`` count both phases (``train_summary.json`` has them
+    per phase).
     """
     stream = stream or sys.stderr
     gan = _gan(recipe)
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    if dist_env()[0] > 1:
         raise ConfigError(
             "GAN training runs in a single process; start it without torchrun "
             "(it uses a GPU when there is one)."
@@ -147,7 +147,7 @@ def train_gan(
                 f"edgesr: phase 1/2, pixel-loss pre-training ({spec.steps} steps) in {pre_dir}",
             )
         # Resuming a run whose phase 1 never checkpointed restarts phase 1 (nothing to keep).
-        train(
+        pretrain(
             dataclasses.replace(recipe, gan=None),
             data,
             out=pre_dir,
@@ -160,8 +160,7 @@ def train_gan(
     pre_summary = json.loads((pre_dir / "train_summary.json").read_text())
 
     # Phase 2 ---------------------------------------------------------------------------------
-    device = _init_dist(1)
-    torch.set_num_threads(spec.threads or os.cpu_count() or 1)
+    run = Run.join(run_dir, recipe)
     images, data_desc = load_train_images(data, recipe)
     # A data stream of its own (phase 1 used seed * 1000 + rank).
     sampler = make_sampler(
@@ -170,10 +169,9 @@ def train_gan(
         batch_size=gan.batch_size or recipe.data.batch_size,
         seed=spec.seed * 1000 + 500,
     )
-    val_pairs = _load_val_pairs(
-        recipe.data.val if isinstance(val, str) and val == "recipe" else val, recipe
-    )
+    run.load_validation(val)
 
+    device = run.device
     g = load_state(build_from_recipe(recipe), pre_dir / "model.safetensors").to(device)
     d = build_gan_discriminator(recipe).to(device)
     ema = copy.deepcopy(g).requires_grad_(False)
@@ -184,24 +182,14 @@ def train_gan(
     opt_d = torch.optim.Adam(d.parameters(), lr=gan.d_lr, betas=betas)
     models = {"g": g, "d": d, "ema": ema}
     optimizers = {"g": opt_g, "d": opt_d}
-    state: dict[str, Any] = {
-        "elapsed_s": 0.0,
-        "val_psnr": None,
-        "data": data_desc,
-        "perceptual": mode,
-    }
+    run.state.update(data=data_desc, perceptual=mode)  # both must match on a resume
     step = 0
     if ckpt is not None:
-        state = load_checkpoint(ckpt, models=models, optimizers=optimizers)
-        sampler.load_state_dict(state.pop("sampler"))
-        step = int(state.pop("step"))
-        if state.get("data") != data_desc:
-            raise DataError(
-                f"cannot resume {run_dir}: it trained on {state.get('data')!r}, not {data_desc!r}; pass the same --data."
-            )
-        if state.get("perceptual") != mode:
+        step, sampler_state = run.restore(ckpt, model=models, optimizer=optimizers)
+        sampler.load_state_dict(sampler_state)
+        if run.state.get("perceptual") != mode:
             raise ConfigError(
-                f"cannot resume {run_dir}: its perceptual loss used {state.get('perceptual')}, "
+                f"cannot resume {run_dir}: its perceptual loss used {run.state.get('perceptual')}, "
                 f"now {mode}; set gan.vgg19_weights / ${VGG19_ENV} as before."
             )
     else:
@@ -214,50 +202,21 @@ def train_gan(
             f"{f', from step {step}' if step else ''}) in {run_dir}",
         )
 
-    g_sched = _cosine(gan.steps, gan.g_lr, gan.lr_min)
-    d_sched = _cosine(gan.steps, gan.d_lr, gan.lr_min)
-    log_path = run_dir / "log.jsonl"
+    # Both learning rates: a cosine to gan.lr_min over the GAN steps, no warmup.
+    g_sched = LrSchedule(steps=gan.steps, lr=gan.g_lr, lr_min=gan.lr_min)
+    d_sched = LrSchedule(steps=gan.steps, lr=gan.d_lr, lr_min=gan.lr_min)
     bar = Progress(total=gan.steps, start=start_step, stream=stream, enabled=progress)
-    t0 = time.perf_counter() - float(state.get("elapsed_s", 0.0))
-
-    def validate() -> float | None:
-        if not val_pairs:
-            return None
-        from edgesr.evaluate import evaluate_pairs_y
-
-        ema.eval()
-        with torch.inference_mode():
-            return evaluate_pairs_y(
-                lambda x: ema(torch.from_numpy(x).to(device)).cpu().numpy(),
-                val_pairs,
-                scale=recipe.model.scale,
-                color=recipe.model.color,
-            )
+    run.start_clock()
 
     def checkpoint() -> None:
-        save_checkpoint(
-            run_dir,
-            step=step,
-            models=models,
-            optimizers=optimizers,
-            state={
-                **state,
-                "elapsed_s": time.perf_counter() - t0,
-                "sampler": sampler.state_dict(),
-            },
-            keep=spec.keep_checkpoints,
-        )
-
-    def log(entry: dict[str, Any]) -> None:
-        with open(log_path, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(entry) + "\n")
+        run.checkpoint(step, sampler.state_dict(), model=models, optimizer=optimizers)
 
     sums: dict[str, float] = defaultdict(float)
     count = 0
     g.train()
     d.train()
     try:
-        with _DeferredInterrupt() as interrupt:
+        with run.interruptible() as interrupt:
             while step < gan.steps:
                 n = step + 1
                 lr_g, lr_d = lr_at(n, g_sched), lr_at(n, d_sched)
@@ -287,41 +246,36 @@ def train_gan(
                     sums[key] += value
                 count += 1
                 if step % spec.log_every == 0 or step == gan.steps:
-                    log(
+                    run.log(
                         {
                             "step": step,
                             "phase": "gan",
                             **{k: v / count for k, v in sums.items()},
                             "lr_g": lr_g,
                             "lr_d": lr_d,
-                            "elapsed_s": time.perf_counter() - t0,
+                            "elapsed_s": run.elapsed(),
                         }
                     )
                     sums.clear()
                     count = 0
                 if step % gan.val_every == 0 and step != gan.steps:
-                    state["val_psnr"] = validate()
-                    log({"step": step, "phase": "gan", "val_psnr": state["val_psnr"]})
-                bar.update(step, loss=values["loss_g"], psnr=state.get("val_psnr"))
+                    run.validate(ema, step, phase="gan")
+                bar.update(step, loss=values["loss_g"], psnr=run.val_psnr)
                 if step % gan.ckpt_every == 0 and step != gan.steps:
                     checkpoint()
                 if interrupt.requested:
                     checkpoint()
-                    raise EdgesrError(
-                        f"interrupted at GAN step {step}; a checkpoint was saved. "
-                        f"Continue with --resume --out {run_dir}."
-                    )
-        state["val_psnr"] = validate()
-        log({"step": step, "phase": "gan", "val_psnr": state["val_psnr"]})
+                    raise run.interrupted(step, "GAN step")
+        run.validate(ema, step, phase="gan")
         checkpoint()
     finally:
         bar.close()
 
-    gan_wall = time.perf_counter() - t0
+    gan_wall = run.elapsed()
     pre_wall = float(pre_summary["wall_time_s"])
     pre_steps = int(pre_summary["steps"])
     model_path = run_dir / "model.safetensors"
-    psnr = state["val_psnr"]
+    psnr = run.val_psnr
     save_model(
         ema.cpu(),
         model_path,
@@ -333,39 +287,31 @@ def train_gan(
             "pretrain_model": f"{PRETRAIN_DIR}/model.safetensors",
             "perceptual": mode,
             "train_data": data_desc,
-            "val_psnr_y": "" if psnr is None else f"{psnr:.4f}",
+            "val_psnr_y": psnr_text(psnr),
             "wall_time_s": f"{pre_wall + gan_wall:.1f}",
         },
     )
-    summary = {
-        "recipe": recipe.name,
-        "recipe_hash": recipe.hash(),
-        "steps": pre_steps + step,
-        "val_psnr_y": psnr,
-        "wall_time_s": pre_wall + gan_wall,
-        "pretrain": {
-            "steps": pre_steps,
-            "val_psnr_y": pre_summary.get("val_psnr_y"),
-            "wall_time_s": pre_wall,
-            "model": f"{PRETRAIN_DIR}/model.safetensors",
-        },
-        "gan": {
-            "steps": step,
-            "val_psnr_y_ema": psnr,
-            "wall_time_s": gan_wall,
-            "s_per_step": gan_wall / max(step, 1),
-            "discriminator": gan.discriminator,
-            "ema_decay": gan.ema_decay,
-        },
-        "perceptual": mode,
-        "world_size": 1,
-        "train_data": data_desc,
-        "edgesr_version": __version__,
-        "torch_version": torch.__version__,
-        "threads": torch.get_num_threads(),
-    }
-    atomic_write_bytes(
-        run_dir / "train_summary.json", (json.dumps(summary, indent=2) + "\n").encode()
+    run.write_summary(
+        {
+            "steps": pre_steps + step,
+            "val_psnr_y": psnr,
+            "wall_time_s": pre_wall + gan_wall,
+            "pretrain": {
+                "steps": pre_steps,
+                "val_psnr_y": pre_summary.get("val_psnr_y"),
+                "wall_time_s": pre_wall,
+                "model": f"{PRETRAIN_DIR}/model.safetensors",
+            },
+            "gan": {
+                "steps": step,
+                "val_psnr_y_ema": psnr,
+                "wall_time_s": gan_wall,
+                "s_per_step": gan_wall / max(step, 1),
+                "discriminator": gan.discriminator,
+                "ema_decay": gan.ema_decay,
+            },
+            "perceptual": mode,
+        }
     )
     return TrainResult(
         run_dir=run_dir,
@@ -427,11 +373,6 @@ def _gan(recipe: Recipe) -> GanSpec:
     return recipe.gan
 
 
-def _cosine(steps: int, lr: float, lr_min: float) -> SimpleNamespace:
-    """A spec for :func:`lr_at`: cosine from ``lr`` to ``lr_min`` over ``steps``, no warmup."""
-    return SimpleNamespace(steps=steps, lr=lr, lr_min=lr_min, warmup_steps=0, schedule="cosine")
-
-
 def _say(stream: TextIO, line: str) -> None:
     stream.write(line + "\n")
     stream.flush()
@@ -469,32 +410,3 @@ def _prepare_gan_dir(run_dir: Path, recipe: Recipe, *, resume: bool, force: bool
         )
     check_resumable(run_dir, recipe)
     return None
-
-
-class _DeferredInterrupt:
-    """Ctrl-C takes effect at the end of the current step, so the checkpoint it triggers holds
-    a G update together with its D and EMA updates (a half step would not resume exactly).
-    A second Ctrl-C stops at once."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._previous: Any = None
-        self._installed = False
-
-    def __enter__(self) -> _DeferredInterrupt:
-        # Signal handlers can only be set from the main thread; elsewhere Ctrl-C is not ours.
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.getsignal(signal.SIGINT)
-            signal.signal(signal.SIGINT, self._handle)
-            self._installed = True
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def __exit__(self, *exc: object) -> None:
-        if self._installed:
-            previous = self._previous if self._previous is not None else signal.default_int_handler
-            signal.signal(signal.SIGINT, previous)

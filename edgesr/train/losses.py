@@ -1,4 +1,5 @@
-"""Losses for GAN training: relativistic-average GAN terms and a VGG19 perceptual loss.
+"""Training losses: the pixel losses, and for GAN training relativistic-average GAN terms and
+a VGG19 perceptual loss.
 
 The VGG19 here is built by edgesr itself (the conv structure of torchvision's
 ``vgg19().features``) and never downloads anything. Its weights come from a local file only:
@@ -21,27 +22,23 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from edgesr.archs.vgg19_layers import VGG19_BLOCKS, VGG19_LAYERS
 from edgesr.errors import ConfigError, ModelError
 
 VGG19_ENV = "EDGESR_VGG19_WEIGHTS"
-# (channels, convs) per block of VGG19 (configuration "E" of Simonyan & Zisserman).
-_VGG19_BLOCKS = ((64, 2), (128, 2), (256, 4), (512, 4), (512, 4))
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def _vgg19_layer_names() -> tuple[str, ...]:
-    names: list[str] = []
-    for b, (_, convs) in enumerate(_VGG19_BLOCKS, start=1):
-        for i in range(1, convs + 1):
-            names += [f"conv{b}_{i}", f"relu{b}_{i}"]
-        names.append(f"pool{b}")
-    return tuple(names)
-
-
-#: Layer names of VGG19 ``features``; a name's position is its torchvision index
-#: (conv1_1 = features.0, conv5_4 = features.34).
-VGG19_LAYERS = _vgg19_layer_names()
+def pixel_loss(name: str, sr: Tensor, hr: Tensor) -> Tensor:
+    """The ``train.loss`` / ``gan.pixel_loss`` named ``name`` between ``sr`` and ``hr``."""
+    if name == "l1":
+        return F.l1_loss(sr, hr)
+    if name == "mse":
+        return F.mse_loss(sr, hr)
+    if name == "charbonnier":
+        return torch.sqrt((sr - hr) ** 2 + 1e-6).mean()
+    raise ConfigError(f"unknown loss '{name}'; use l1, mse or charbonnier.")
 
 
 def ragan_d_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
@@ -235,7 +232,7 @@ def _vgg19_features(num_layers: int) -> nn.Sequential:
     """The first ``num_layers`` layers of VGG19 ``features``, indexed like torchvision's."""
     layers: list[nn.Module] = []
     in_ch = 3
-    for channels, convs in _VGG19_BLOCKS:
+    for channels, convs in VGG19_BLOCKS:
         for _ in range(convs):
             # Not in-place: a pre-activation conv output may be one of the returned features.
             layers += [nn.Conv2d(in_ch, channels, 3, padding=1, device="meta"), nn.ReLU()]
