@@ -45,9 +45,12 @@ def prepare_out_dir(out: Path, *, force: bool, keep: Iterable[str] = ()) -> None
                 p.unlink()
     try:
         out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"  # a read-only folder fails here, not after minutes of work
+        probe.write_bytes(b"")
+        probe.unlink()
     except OSError as exc:
         raise ConfigError(
-            f"cannot create the output folder {out} ({exc}); choose a writable --out."
+            f"cannot write to the output folder {out} ({exc}); choose a writable --out."
         ) from exc
 
 

@@ -629,7 +629,7 @@ def _convert(value: Any, hint: Any, *, where: str, origin: str) -> Any:
             raise fail("a mapping")
         # Frozen view of a private copy: the recipe stays immutable all the way down.
         return types.MappingProxyType(copy.deepcopy(dict(value)))
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return _build(hint, value, where=where, origin=origin)
     if hint is Any:
         return value

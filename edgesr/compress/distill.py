@@ -14,7 +14,6 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -22,7 +21,7 @@ from torch import Tensor, nn
 
 from edgesr.errors import ConfigError, DataError, EdgesrError, ModelError
 from edgesr.train.losses import pixel_loss
-from edgesr.train.run import lr_at
+from edgesr.train.run import LrSchedule, lr_at
 
 __all__ = ["DistillResult", "distill"]
 
@@ -116,7 +115,7 @@ def distill(
         raise ModelError("the student has no trainable parameters to distill into")
     device = params[0].device
     teacher_device = next(teacher.parameters(), params[0]).device
-    schedule = SimpleNamespace(lr=lr, lr_min=lr_min, steps=steps, warmup_steps=0, schedule="cosine")
+    schedule = LrSchedule(steps=steps, lr=lr, lr_min=lr_min)
     optimizer = torch.optim.Adam(params, lr=lr)
     modes = (student.training, teacher.training)
     old_threads = torch.get_num_threads()

@@ -41,8 +41,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edgesr import __version__
-from edgesr.errors import ConfigError, DataError, ModelError, OutputExistsError, require
+from edgesr.errors import ConfigError, DataError, ModelError, require
 from edgesr.modelio import ModelInfo, atomic_write_bytes
+from edgesr.outputs import refuse_existing
 
 if TYPE_CHECKING:
     import onnx
@@ -1279,10 +1280,7 @@ def _check_output(path: Path, *, force: bool) -> None:
     """Refuse to overwrite without ``force``; make sure the folder exists and is writable."""
     if path.is_dir():
         raise ConfigError(f"{path} is a folder; give a file path.")
-    if path.exists() and not force:
-        raise OutputExistsError(
-            f"{path} already exists; pass --force to overwrite it or choose another --out."
-        )
+    refuse_existing(path, force=force, hint="or choose another --out")
     folder = path.parent
     try:
         folder.mkdir(parents=True, exist_ok=True)

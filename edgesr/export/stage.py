@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgesr.errors import ConfigError, ModelError, OutputExistsError
+from edgesr.errors import ConfigError, ModelError
+from edgesr.outputs import prepare_out_dir
 
 TARGETS = ("onnx", "onnxruntime-cpu", "tensorrt")
 # Which compress-run stage each target takes, best first.
@@ -35,24 +36,6 @@ class ExportResult:
     target: str
     files: list[Path] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
-
-
-def _prepare(out: Path, *, force: bool) -> None:
-    if out.exists() and any(out.iterdir()):
-        if not force:
-            raise OutputExistsError(
-                f"{out} already holds an export; pass --force to replace it or choose another --out."
-            )
-        shutil.rmtree(out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot write to the output folder {out} ({exc}); choose a writable --out."
-        ) from exc
 
 
 def _compress_stage(run: Path, target: str) -> tuple[Path, dict[str, Any]]:
@@ -85,7 +68,7 @@ def export(
         raise ModelError(
             f"--from {source} does not exist; pass a checkpoint, a train/compress run directory or an .onnx file."
         )
-    _prepare(out, force=force)
+    prepare_out_dir(out, force=force)
     result = ExportResult(out_dir=out, target=target)
 
     onnx_path: Path

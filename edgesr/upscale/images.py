@@ -26,6 +26,7 @@ import numpy as np
 
 from edgesr.data.io import IMAGE_EXTENSIONS
 from edgesr.errors import ConfigError, DataError, OutputExistsError
+from edgesr.outputs import refuse_existing
 
 __all__ = [
     "MIN_SIDE",
@@ -170,8 +171,7 @@ def write_picture(path: str | os.PathLike, pic: Picture, *, force: bool = False)
             f"cannot write {path}: extension '{path.suffix}' is not an image format; "
             f"use one of {', '.join(IMAGE_EXTENSIONS)}"
         )
-    if path.exists() and not force:
-        raise OutputExistsError(f"{path} already exists; pass --force to replace it.")
+    refuse_existing(path, force=force)
     data = _encode(path, pic)
     try:
         atomic_write_bytes(path, data)
@@ -193,8 +193,7 @@ def upscale_file(
     if dst.is_dir():
         dst = dst / default_image_output(src, up.scale).name
     _check_not_input(src, dst)
-    if dst.exists() and not force:  # before the (slow) upscale
-        raise OutputExistsError(f"{dst} already exists; pass --force to replace it.")
+    refuse_existing(dst, force=force)  # before the (slow) upscale
     pic = read_picture(src)
     return write_picture(dst, upscale_picture(up, pic), force=force)
 

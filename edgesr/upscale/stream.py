@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from edgesr.errors import ConfigError, OutputExistsError
+from edgesr.errors import ConfigError
+from edgesr.outputs import refuse_existing
 
 __all__ = [
     "AtomicOutput",
@@ -310,8 +311,7 @@ class AtomicOutput:
             )
         if src is not None and self.dst.exists() and Path(src).resolve() == self.dst.resolve():
             raise ConfigError(f"output {self.dst} is the input file; choose another output name.")
-        if self.dst.exists() and not force:
-            raise OutputExistsError(f"{self.dst} already exists; pass --force to replace it.")
+        refuse_existing(self.dst, force=force)
         self.tmp = self.dst.with_name(f"{self.dst.stem}.{os.getpid()}.partial{self.dst.suffix}")
 
     def __enter__(self) -> Path:
