@@ -344,7 +344,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_upscale_parser(sub, _add_recipe_args)
 
-    from edgesr.profile.cli_commands import add_check_parser, add_profile_parser, add_report_parser
+    from edgesr.pipeline.check import add_check_parser, add_report_parser
+    from edgesr.profile.cli_commands import add_profile_parser
 
     add_profile_parser(sub)
     add_check_parser(sub)

@@ -20,7 +20,13 @@ import numpy as np
 import pytest
 
 from edgesr.errors import ConfigError, DataError, DependencyError, ModelError
-from edgesr.profile import identify, load_profile_json, profile_model, validate_profile
+from edgesr.profile import (
+    ProfileOptions,
+    identify,
+    load_profile_json,
+    profile_model,
+    validate_profile,
+)
 from edgesr.profile import minimal as core
 from edgesr.profile.env import collect_environment
 from edgesr.profile.latency import stats_from_times, time_runner
@@ -212,7 +218,9 @@ def test_engine_identity_from_sidecar(tmp_path: Path) -> None:
 
 
 def test_profile_onnxruntime_document(tiny: Path) -> None:
-    doc = profile_model(tiny, size=(16, 24), runs=7, warmup=1, threads=1, power="none")
+    doc = profile_model(
+        tiny, ProfileOptions(size=(16, 24), runs=7, warmup=1, threads=1, power="none")
+    )
     validate_profile(doc)
     assert doc["schema"] == "edgesr.profile/1" and doc["tool"]["name"] == "edgesr.profile"
     assert doc["backend"] == "onnxruntime" and doc["threads"] == 1
@@ -238,7 +246,9 @@ def test_profile_onnxruntime_document(tiny: Path) -> None:
 
 
 def test_no_sensor_means_not_measured_with_reason(tiny: Path, tmp_path: Path) -> None:
-    doc = profile_model(tiny, size=(8, 8), runs=3, warmup=0, power="auto", root=tmp_path)
+    doc = profile_model(
+        tiny, ProfileOptions(size=(8, 8), runs=3, warmup=0, power="auto", root=tmp_path)
+    )
     power = doc["power"]
     assert power["measured"] is False and set(power) == {"measured", "reason"}
     for probe in ("ina3221", "ina3221x", "tegrastats", "nvml", "rapl"):
@@ -256,13 +266,15 @@ def test_profile_with_a_sensor_integrates_energy_over_the_timed_window(
         (hwmon / f"curr{n}_input").write_text(f"{ma}\n")
     doc = profile_model(
         tiny,
-        size=(8, 8),
-        runs=5,
-        warmup=1,
-        root=tmp_path,
-        min_seconds=0.3,
-        power_interval_s=0.02,
-        idle_seconds=0.1,
+        ProfileOptions(
+            size=(8, 8),
+            runs=5,
+            warmup=1,
+            root=tmp_path,
+            min_seconds=0.3,
+            power_interval_s=0.02,
+            idle_seconds=0.1,
+        ),
     )
     p = doc["power"]
     assert p["measured"] and p["probe"] == "ina3221" and p["rail"] == "VDD_IN"
@@ -283,7 +295,9 @@ def test_torch_backend_reads_the_weights_header(tmp_path: Path) -> None:
     weights = save_model(
         build_arch("espcn", scale=2, num_channels=1), tmp_path / "m.safetensors", info
     )
-    doc = profile_model(weights, size=(8, 8), runs=2, warmup=0, power="none", threads=1)
+    doc = profile_model(
+        weights, ProfileOptions(size=(8, 8), runs=2, warmup=0, power="none", threads=1)
+    )
     assert doc["backend"] == "torch" and doc["backend_detail"]["runner"] == "TorchRunner"
     assert doc["model"]["recipe_hash"] == "feedfacecafebeef" and doc["model"]["scale"] == 2
     assert doc["model"]["format"] == "safetensors"
@@ -297,7 +311,9 @@ def test_profile_can_measure_quality(tiny: Path, tmp_path: Path) -> None:
     write_image(
         tmp_path / "a.png", procedural_image("zone_plate", size=48, rng=np.random.default_rng(0))
     )
-    doc = profile_model(tiny, size=(8, 8), runs=2, warmup=0, power="none", data=tmp_path)
+    doc = profile_model(
+        tiny, ProfileOptions(size=(8, 8), runs=2, warmup=0, power="none"), data=tmp_path
+    )
     q = doc["quality"]
     assert q["images"] == 1 and q["scale"] == 2 and q["data"] == str(tmp_path)
     assert 10 < q["psnr_y"] < 60 and 0 < q["ssim_y"] <= 1 and "psnr_y" in q["bicubic"]
@@ -305,25 +321,27 @@ def test_profile_can_measure_quality(tiny: Path, tmp_path: Path) -> None:
 
 def test_backend_errors(tiny: Path, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="unknown backend 'npu'"):
-        profile_model(tiny, backend="npu")
+        profile_model(tiny, ProfileOptions(backend="npu"))
     with pytest.raises(ConfigError, match="--backend torch runs edgesr weights"):
-        profile_model(tiny, backend="torch")
+        profile_model(tiny, ProfileOptions(backend="torch"))
     with pytest.raises(ConfigError, match="serialized engine"):
-        profile_model(tiny, backend="tensorrt")
+        profile_model(tiny, ProfileOptions(backend="tensorrt"))
     odd = tmp_path / "model.bin"
     odd.write_bytes(b"x")
     with pytest.raises(ConfigError, match="pass --backend"):
         profile_model(odd)
     with pytest.raises(ConfigError, match="unknown power probe"):
-        profile_model(tiny, power="ina9999", runs=1)
+        profile_model(tiny, ProfileOptions(power="ina9999", runs=1))
     with pytest.raises(DataError, match="'rapl' cannot be used here"):
-        profile_model(tiny, power="rapl", root=tmp_path, runs=1)
+        profile_model(tiny, ProfileOptions(power="rapl", root=tmp_path, runs=1))
 
 
 def test_c_backend_is_plugged_in_by_name(tiny: Path) -> None:
     """`--backend c` runs libedgesr when it is built, else says how to get it."""
     try:
-        doc = profile_model(tiny, backend="c", size=(8, 8), runs=2, warmup=1, power="none")
+        doc = profile_model(
+            tiny, ProfileOptions(backend="c", size=(8, 8), runs=2, warmup=1, power="none")
+        )
     except DependencyError as exc:
         assert "C runtime" in str(exc) or "libedgesr" in str(exc)
     else:
@@ -339,7 +357,7 @@ def test_tensorrt_backend_without_tensorrt_is_a_dependency_error(tmp_path: Path)
     engine = tmp_path / "sr.engine"
     engine.write_bytes(b"not really an engine")
     with pytest.raises(DependencyError, match="tensorrt"):
-        profile_model(engine, runs=1, power="none")
+        profile_model(engine, ProfileOptions(runs=1, power="none"))
 
 
 def test_time_runner_keeps_timing_for_min_seconds() -> None:
@@ -490,7 +508,9 @@ def test_profile_json_validation(tmp_path: Path) -> None:
 def test_import_stays_light() -> None:
     code = (
         "import sys, edgesr.profile, edgesr.check, edgesr.profile.cli_commands, "
-        "edgesr.profile.power, edgesr.profile.env, edgesr.profile.tensorrt_runner\n"
+        "edgesr.profile.power, edgesr.profile.env, edgesr.profile.schema, "
+        "edgesr.profile.backends, edgesr.profile.profiler, edgesr.runtime.tensorrt_runner, "
+        "edgesr.pipeline.check\n"
         "heavy = [m for m in ('onnxruntime', 'tensorrt', 'matplotlib', 'pynvml', 'torch', 'nncf') "
         "if m in sys.modules]\nprint(heavy)"
     )
@@ -506,7 +526,7 @@ def test_import_stays_light() -> None:
 def test_tensorrt_runner_matches_onnxruntime(tiny: Path, tmp_path: Path) -> None:
     trt = pytest.importorskip("tensorrt")
     pytest.importorskip("cuda")
-    from edgesr.profile.tensorrt_runner import TensorRTRunner
+    from edgesr.runtime.tensorrt_runner import TensorRTRunner
 
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
@@ -523,5 +543,5 @@ def test_tensorrt_runner_matches_onnxruntime(tiny: Path, tmp_path: Path) -> None
     with TensorRTRunner(engine) as trt_runner, OnnxRuntimeRunner(tiny) as ort_runner:
         assert (trt_runner.scale, trt_runner.color) == (2, "y")
         np.testing.assert_allclose(trt_runner.infer(x), ort_runner.infer(x), atol=1e-3)
-    doc = profile_model(engine, size=(16, 16), runs=5, power="auto")
+    doc = profile_model(engine, ProfileOptions(size=(16, 16), runs=5, power="auto"))
     assert doc["backend"] == "tensorrt" and doc["input"]["output_size"] == [32, 32]

@@ -553,7 +553,7 @@ def classify_results(doc: Any, source: str) -> str:
 
 def read_results(paths: Iterable[str | Path]) -> list[tuple[str, dict[str, Any]]]:
     """Load result files: (source, document) pairs, each validated for its kind."""
-    from edgesr.profile import validate_profile
+    from edgesr.profile.schema import validate_profile
 
     out = []
     for p in paths:
@@ -671,7 +671,7 @@ def measurements_from_stage(
     manifest: Mapping[str, Any], row: Mapping[str, Any], run_dir: str | Path
 ) -> Measurements:
     """One stage of a compress run: ORT CPU p50/p90 at the recipe's size, PSNR/SSIM, size."""
-    from edgesr.profile import identify
+    from edgesr.profile.schema import identify
 
     onnx = Path(run_dir) / str(row["onnx"])
     identity = (
@@ -1099,7 +1099,7 @@ def check_budget(
 def check_document(checks: Sequence[CheckResult]) -> dict[str, Any]:
     """``edgesr.check/1``: the budget and every check; the verdict is the last check's (for a
     compress run, the final stage: the model that ships)."""
-    from edgesr.profile.minimal import utc_now
+    from edgesr.profile.schema import utc_now
 
     if not checks:
         raise ValueError("no checks")

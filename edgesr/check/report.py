@@ -173,29 +173,30 @@ def make_crops(
             scored.append((score, pair, top, left, side, hr_y))
         scored.sort(key=lambda t: -t[0])
         crops = []
-        kw = {"crop_border": 0, "test_y_channel": False, "data_range": 1.0}
+
+        def psnr(img: np.ndarray, ref: np.ndarray) -> float:
+            return calculate_psnr(img, ref, crop_border=0, test_y_channel=False, data_range=1.0)
+
         for _, pair, top, left, side, hr_y in scored[:count]:
             box = (slice(top, top + side), slice(left, left + side))
-            tiles = []
+            tiles: list[tuple[str, np.ndarray | None, float | None, str]] = []
             bic_rgb = bicubic_upscale(pair, scale)
-            tiles.append(
-                ("bicubic", bic_rgb[box], calculate_psnr(y_of(bic_rgb)[box], hr_y[box], **kw), "")
-            )
-            for stage, runner, why in runners:
-                if runner is None:
+            tiles.append(("bicubic", bic_rgb[box], psnr(y_of(bic_rgb)[box], hr_y[box]), ""))
+            for stage, stage_runner, why in runners:
+                if stage_runner is None:
                     tiles.append((stage, None, None, why))
                     continue
-                sr_y, sr_rgb = super_resolve(runner, pair.lr_rgb)
-                tiles.append((stage, sr_rgb[box], calculate_psnr(sr_y[box], hr_y[box], **kw), ""))
+                sr_y, sr_rgb = super_resolve(stage_runner, pair.lr_rgb)
+                tiles.append((stage, sr_rgb[box], psnr(sr_y[box], hr_y[box]), ""))
             tiles.append(("ground truth", pair.hr_rgb[box], None, ""))
             crops.append(
                 {"name": pair.name, "box": (top, left, side), "scale": scale, "tiles": tiles}
             )
         return crops, "" if crops else "no evaluation image is large enough for a crop"
     finally:
-        for _, runner, _ in runners:
-            if runner is not None:
-                runner.deactivate()
+        for _, stage_runner, _ in runners:
+            if stage_runner is not None:
+                stage_runner.deactivate()
 
 
 # --------------------------------------------------------------------------------------------

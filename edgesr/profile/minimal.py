@@ -8,15 +8,18 @@ run it there; check the JSON it writes on the workstation with ``edgesr check --
 
 It is also ``python -m edgesr.profile.minimal``. The full profiler (``edgesr profile``) imports
 its core from here (statistics, model identity, environment, power probes and the energy
-sampler, the result schema), so both write the same ``edgesr.profile/1`` JSON. Keep this file
-free of ``edgesr`` imports and of any package beyond numpy (ONNX Runtime, TensorRT, the CUDA
-bindings and nvidia-ml-py are imported only when used).
+sampler, the result schema, the options), so both write the same ``edgesr.profile/1`` JSON.
+The TensorRT engine code is also in ``edgesr/runtime/tensorrt_runner.py`` (the runtime cannot
+import this file); tests keep the two copies identical. Keep this file free of ``edgesr``
+imports and of any package beyond numpy (ONNX Runtime, TensorRT, the CUDA bindings and
+nvidia-ml-py are imported only when used).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import datetime
 import glob
 import hashlib
@@ -1321,56 +1324,91 @@ def finish_power(
     return power
 
 
-def profile_file(
-    model: str | Path,
-    *,
-    backend: str | None = None,
-    size: tuple[int, int] = (270, 480),
-    batch: int = 1,
-    threads: int | None = None,
-    warmup: int = 5,
-    runs: int = 50,
-    min_seconds: float | None = None,
-    power: str = "auto",
-    power_rail: str | None = None,
-    power_interval_s: float = 0.05,
-    idle_seconds: float = 0.0,
-    providers: Sequence[str] = (),
-    root: str | Path = "/",
-    seed: int = 0,
-) -> dict[str, Any]:
+@dataclasses.dataclass(frozen=True)
+class ProfileOptions:
+    """How to profile a model: the settings of this script and of ``edgesr profile`` alike.
+
+    ``power`` is ``auto`` (the first usable probe), ``none`` or a probe name; with a probe the
+    timed window lasts at least ``min_seconds`` (default 2 s, else 0) so the sensor sees enough
+    of it. ``backend`` None picks one by the model's suffix; ``providers`` are ONNX Runtime
+    execution providers (default CPU); ``root`` is where /sys and /proc are read from.
+    """
+
+    backend: str | None = None
+    size: tuple[int, int] = (270, 480)
+    batch: int = 1
+    threads: int | None = None
+    warmup: int = 5
+    runs: int = 50
+    min_seconds: float | None = None
+    power: str = "auto"
+    power_rail: str | None = None
+    power_interval_s: float = 0.05
+    idle_seconds: float = 0.0
+    providers: tuple[str, ...] = ()
+    root: str | Path = "/"
+    seed: int = 0
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> ProfileOptions:
+        """The options given by ``add_common_arguments`` plus ``--backend``/``--providers``."""
+        return cls(
+            backend=args.backend,
+            size=parse_size(args.size),
+            batch=args.batch,
+            threads=args.threads,
+            warmup=args.warmup,
+            runs=args.runs,
+            min_seconds=args.min_seconds,
+            power=args.power,
+            power_rail=args.power_rail,
+            power_interval_s=args.power_interval_ms / 1000.0,
+            idle_seconds=args.idle_seconds,
+            providers=tuple(p for p in (args.providers or "").split(",") if p),
+        )
+
+
+def profile_file(model: str | Path, options: ProfileOptions | None = None) -> dict[str, Any]:
     """Profile an ONNX model (ONNX Runtime) or an engine (TensorRT) with no edgesr installed."""
+    o = options or ProfileOptions()
     path = Path(model)
-    backend = backend or default_backend(path)
+    backend = o.backend or default_backend(path)
     if backend not in ("onnxruntime", "tensorrt"):
         raise UsageError(
             f"the minimal profiler runs onnxruntime or tensorrt, not '{backend}'; use `edgesr profile`."
         )
     identity = model_identity(path)
     net: OrtModel | TrtModel = (
-        OrtModel(path, threads=threads, providers=providers)
+        OrtModel(path, threads=o.threads, providers=o.providers)
         if backend == "onnxruntime"
         else TrtModel(path)
     )
     try:
-        gpu = backend == "tensorrt" or any("CUDA" in p or "Tensorrt" in p for p in providers)
+        gpu = backend == "tensorrt" or any("CUDA" in p or "Tensorrt" in p for p in o.providers)
         probe, reason = select_probe(
-            power, root=root, gpu=gpu, rail=power_rail, interval_ms=int(power_interval_s * 1000)
+            o.power,
+            root=o.root,
+            gpu=gpu,
+            rail=o.power_rail,
+            interval_ms=int(o.power_interval_s * 1000),
         )
-        frame = np.random.default_rng(seed).random((batch, net.channels, *size), dtype=np.float32)
+        frame = np.random.default_rng(o.seed).random(
+            (o.batch, net.channels, *o.size), dtype=np.float32
+        )
         with probe if probe is not None else contextlib.nullcontext():
             idle_w = (
-                measure_idle(probe, idle_seconds, power_interval_s)
-                if probe and idle_seconds > 0
+                measure_idle(probe, o.idle_seconds, o.power_interval_s)
+                if probe and o.idle_seconds > 0
                 else None
             )
-            sampler = PowerSampler(probe, power_interval_s) if probe is not None else None
+            sampler = PowerSampler(probe, o.power_interval_s) if probe is not None else None
+            min_seconds = o.min_seconds
             if min_seconds is None:
                 min_seconds = 2.0 if sampler is not None else 0.0
             times = timed_loop(
-                net, frame, warmup=warmup, runs=runs, min_seconds=min_seconds, sampler=sampler
+                net, frame, warmup=o.warmup, runs=o.runs, min_seconds=min_seconds, sampler=sampler
             )
-            power_out = finish_power(sampler, reason, len(times) * batch, idle_w)
+            power_out = finish_power(sampler, reason, len(times) * o.batch, idle_w)
         scale = net.scale
     finally:
         net.close()
@@ -1378,15 +1416,15 @@ def profile_file(
         identity=identity,
         backend=backend,
         backend_detail=net.detail,
-        size=size,
-        batch=batch,
+        size=o.size,
+        batch=o.batch,
         channels=net.channels,
         scale=scale,
-        threads=threads,
-        warmup=warmup,
+        threads=o.threads,
+        warmup=o.warmup,
         times_s=times,
         power=power_out,
-        environment=collect_environment(threads=threads, root=root),
+        environment=collect_environment(threads=o.threads, root=o.root),
     )
 
 
@@ -1510,21 +1548,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_counts(args)
         if args.json and Path(args.json).exists() and not args.force:
             raise UsageError(f"{args.json} already exists; pass --force to overwrite it.")
-        result = profile_file(
-            args.model,
-            backend=args.backend,
-            size=parse_size(args.size),
-            batch=args.batch,
-            threads=args.threads,
-            warmup=args.warmup,
-            runs=args.runs,
-            min_seconds=args.min_seconds,
-            power=args.power,
-            power_rail=args.power_rail,
-            power_interval_s=args.power_interval_ms / 1000.0,
-            idle_seconds=args.idle_seconds,
-            providers=[p for p in (args.providers or "").split(",") if p],
-        )
+        result = profile_file(args.model, ProfileOptions.from_args(args))
         print(format_result(result))
         if args.json:
             write_json(result, args.json, force=args.force)

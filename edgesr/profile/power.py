@@ -22,7 +22,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from edgesr.profile import edgesr_errors
+from edgesr.profile.errors import edgesr_errors
 from edgesr.profile.minimal import (
     INPUT_RAILS,
     PROBES,
