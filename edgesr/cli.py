@@ -141,13 +141,11 @@ def _runner_for(args: argparse.Namespace):
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from edgesr.evaluate import evaluate, write_report_json
 
-    if args.json and Path(args.json).exists() and not args.force:
+    if args.json:
         # Checked before the (slow) evaluation so a mistake costs nothing.
-        from edgesr.errors import OutputExistsError
+        from edgesr.outputs import refuse_existing
 
-        raise OutputExistsError(
-            f"{args.json} already exists; pass --force to overwrite it or choose another --json path."
-        )
+        refuse_existing(args.json, force=args.force, hint="or choose another --json path")
     runner = _runner_for(args)
     if runner != "bicubic" and args.threads:
         import torch

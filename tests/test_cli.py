@@ -184,7 +184,9 @@ def test_flat_api_names_resolve_and_do_not_shadow_stages() -> None:
 
     for name in edgesr.__all__:
         assert getattr(edgesr, name) is not None, name
-    stages = {p.name for p in Path(edgesr.__file__).parent.iterdir() if (p / "__init__.py").is_file()}
+    stages = {
+        p.name for p in Path(edgesr.__file__).parent.iterdir() if (p / "__init__.py").is_file()
+    }
     assert not stages & set(edgesr.__all__)
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         edgesr.nope  # noqa: B018

@@ -18,7 +18,17 @@ import pytest
 
 PKG = Path(__file__).resolve().parents[1] / "edgesr"
 
-UPPER_STAGES = {"train", "compress", "export", "check", "profile", "runtime", "evaluate", "upscale", "tune"}
+UPPER_STAGES = {
+    "train",
+    "compress",
+    "export",
+    "check",
+    "profile",
+    "runtime",
+    "evaluate",
+    "upscale",
+    "tune",
+}
 FOUNDATION = {"recipe", "data", "archs", "metrics", "errors"}
 
 
@@ -56,7 +66,9 @@ def import_graph(modules: Iterable[Path] | None = None) -> dict[str, set[str]]:
             elif isinstance(node, ast.ImportFrom):
                 base = _resolve(mod, is_pkg, node)
                 # `from edgesr.x import y` imports edgesr.x.y when y is a submodule.
-                targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in names else base for a in node.names]
+                targets = [
+                    f"{base}.{a.name}" if f"{base}.{a.name}" in names else base for a in node.names
+                ]
             for t in targets:
                 # Walk up to the longest prefix that is an edgesr module.
                 while t and t not in names:
@@ -124,7 +136,9 @@ def stage_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
         if mod == "edgesr":
             continue
         s = stage_of(mod)
-        out.setdefault(s, set()).update(stage_of(d) for d in deps if stage_of(d) not in (s, "edgesr"))
+        out.setdefault(s, set()).update(
+            stage_of(d) for d in deps if stage_of(d) not in (s, "edgesr")
+        )
     return out
 
 

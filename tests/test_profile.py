@@ -509,7 +509,7 @@ def test_import_stays_light() -> None:
     code = (
         "import sys, edgesr.profile, edgesr.check, edgesr.profile.cli_commands, "
         "edgesr.profile.power, edgesr.profile.env, edgesr.profile.schema, "
-        "edgesr.profile.backends, edgesr.profile.profiler, edgesr.runtime.tensorrt_runner, "
+        "edgesr.profile.backends, edgesr.profile.profiler, edgesr.profile.tensorrt_runner, "
         "edgesr.pipeline.check\n"
         "heavy = [m for m in ('onnxruntime', 'tensorrt', 'matplotlib', 'pynvml', 'torch', 'nncf') "
         "if m in sys.modules]\nprint(heavy)"
@@ -526,7 +526,7 @@ def test_import_stays_light() -> None:
 def test_tensorrt_runner_matches_onnxruntime(tiny: Path, tmp_path: Path) -> None:
     trt = pytest.importorskip("tensorrt")
     pytest.importorskip("cuda")
-    from edgesr.runtime.tensorrt_runner import TensorRTRunner
+    from edgesr.profile.tensorrt_runner import TensorRTRunner
 
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)

@@ -670,28 +670,10 @@ def test_missing_builder_is_a_dependency_error(espcn, tmp_path) -> None:
     assert not list(tmp_path.iterdir())
 
 
-def test_runtime_engine_code_is_the_device_profilers() -> None:
-    """edgesr.runtime.tensorrt_runner carries a verbatim copy of the engine code of
-    edgesr/profile/minimal.py (which must stand alone on a device, and which the runtime cannot
-    import): the two copies must not drift apart."""
-    import inspect
-
-    from edgesr.profile import minimal
-    from edgesr.runtime import tensorrt_runner
-
-    for name in ("engine_sidecar", "read_engine_metadata", "_cudart", "TrtModel"):
-        ours, device = getattr(tensorrt_runner, name), getattr(minimal, name)
-        assert inspect.getsource(ours) == inspect.getsource(device), name
-    assert tensorrt_runner.ONNX_COLORS == minimal.ONNX_COLORS
-    # The names that code raises are edgesr's classes, with the device profiler's exit codes.
-    for name in ("ProfileError", "ModelLoadError", "MissingPackage"):
-        assert getattr(tensorrt_runner, name).exit_code == getattr(minimal, name).exit_code
-
-
 def test_runtime_runner_without_tensorrt_is_a_dependency_error(tmp_path) -> None:
     import importlib.util
 
-    from edgesr.runtime.tensorrt_runner import TensorRTRunner
+    from edgesr.profile.tensorrt_runner import TensorRTRunner
 
     if importlib.util.find_spec("tensorrt") is not None:
         pytest.skip("tensorrt is installed here")

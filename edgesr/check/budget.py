@@ -1117,12 +1117,10 @@ def check_document(checks: Sequence[CheckResult]) -> dict[str, Any]:
 def write_check_json(
     checks: Sequence[CheckResult], path: str | Path, *, force: bool = False
 ) -> Path:
-    from edgesr.errors import OutputExistsError
-    from edgesr.modelio import atomic_write_bytes
+    from edgesr.outputs import atomic_write_bytes, refuse_existing
 
     path = Path(path)
-    if path.exists() and not force:
-        raise OutputExistsError(f"{path} already exists; pass --force to overwrite it.")
+    refuse_existing(path, force=force)
     atomic_write_bytes(path, (json.dumps(check_document(checks), indent=2) + "\n").encode())
     return path
 

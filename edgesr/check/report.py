@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from edgesr.errors import ConfigError, DataError, EdgesrError, OutputExistsError, require
+from edgesr.errors import ConfigError, DataError, EdgesrError, require
 
 __all__ = ["build_report", "make_crops", "plot_psnr_latency", "screenshot", "write_report"]
 
@@ -402,13 +402,10 @@ def write_report(
     force: bool = False,
 ) -> Path:
     """Write the report (default ``RUN_DIR/report.html``); returns its path."""
-    from edgesr.modelio import atomic_write_bytes
+    from edgesr.outputs import atomic_write_bytes, refuse_existing
 
     out = Path(out) if out is not None else Path(run_dir) / "report.html"
-    if out.exists() and not force:
-        raise OutputExistsError(
-            f"{out} already exists; pass --force to overwrite it or choose another --out."
-        )
+    refuse_existing(out, force=force, hint="or choose another --out")
     atomic_write_bytes(
         out, build_report(run_dir, check=check, budget=budget, crops=crops).encode("utf-8")
     )

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from edgesr.errors import ConfigError
-from edgesr.profile.cli_commands import refuse_existing
+from edgesr.outputs import refuse_existing
 
 # --------------------------------------------------------------------------------------------
 # check
@@ -113,7 +113,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         raise ConfigError(
             "check needs --results JSON... (measured elsewhere) or --model PATH (measure here)."
         )
-    refuse_existing(args.json, args.force)
+    if args.json:  # before any (slow) measurement
+        refuse_existing(args.json, force=args.force, hint="or choose another --json path")
     identity = identify(args.model) if args.model else None
     docs: list[tuple[str, dict[str, Any]]] = read_results(args.results) if args.results else []
     groups: set[str] = {LIMITS[lim.key].group for lim in budget.limits}

@@ -111,13 +111,13 @@ def open_runner(
     if path is None and recipe is None:
         raise ConfigError("a model needs --recipe NAME (shipped weights) or --model PATH.")
     kind = model_kind(path)
-    if kind == "engine":
+    if path is not None and kind == "engine":
         if backend != "tensorrt":
             raise ConfigError(
                 f"{path} is a TensorRT engine; run it with --backend tensorrt (or pass the .onnx)."
             )
         return _tensorrt_runner(path), []
-    if kind == "onnx":
+    if path is not None and kind == "onnx":
         if backend == "torch":
             raise ConfigError(
                 f"{path} is an ONNX model; the torch backend needs a checkpoint or --recipe. "
@@ -194,6 +194,6 @@ def _tensorrt_runner(path: Path) -> Any:
         purpose="--backend tensorrt",
         install="pip install tensorrt (on a machine with an NVIDIA GPU), or use --backend onnxruntime",
     )
-    from edgesr.runtime.tensorrt_runner import TensorRTRunner
+    from edgesr.profile.tensorrt_runner import TensorRTRunner
 
     return TensorRTRunner(path)

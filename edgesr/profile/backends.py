@@ -1,7 +1,7 @@
 """The backends ``edgesr profile`` runs a model on, looked up by name.
 
 ``torch``, ``onnxruntime``, ``c`` (the C runtime's binding, ``edgesr.runtime.capi.CRunner``) and
-``tensorrt`` (``edgesr.runtime.tensorrt_runner.TensorRTRunner``); each factory imports its
+``tensorrt`` (``edgesr.profile.tensorrt_runner.TensorRTRunner``); each factory imports its
 runner only when used. ``register_backend`` adds one.
 """
 
@@ -66,7 +66,7 @@ def _c_runner(path: Path, *, threads: int | None, providers: Sequence[str]) -> A
 
 def _tensorrt_runner(path: Path, *, threads: int | None, providers: Sequence[str]) -> Any:
     from edgesr.profile.minimal import ENGINE_SUFFIXES
-    from edgesr.runtime.tensorrt_runner import TensorRTRunner
+    from edgesr.profile.tensorrt_runner import TensorRTRunner
 
     if path.suffix.lower() not in ENGINE_SUFFIXES:
         raise ConfigError(

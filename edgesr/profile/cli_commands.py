@@ -9,19 +9,10 @@ mapped by the caller). ``check`` and ``report``, which read profiles, are in
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
-from edgesr.errors import ConfigError, OutputExistsError
-
-
-def refuse_existing(path: str | None, force: bool) -> None:
-    """OutputExistsError if ``path`` exists and not ``force``: called before a slow
-    measurement, so a mistake costs nothing."""
-    if path and Path(path).exists() and not force:
-        raise OutputExistsError(
-            f"{path} already exists; pass --force to overwrite it or choose another path."
-        )
+from edgesr.errors import ConfigError
+from edgesr.outputs import refuse_existing
 
 
 def add_profile_parser(sub: Any) -> argparse.ArgumentParser:
@@ -75,7 +66,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
     with edgesr_errors():
         minimal.check_counts(args)
         options = minimal.ProfileOptions.from_args(args)
-    refuse_existing(args.json, args.force)
+    if args.json:  # before the (slow) measurement, so a mistake costs nothing
+        refuse_existing(args.json, force=args.force, hint="or choose another --json path")
     result = profile_model(args.model, options, data=args.data)
     print(minimal.format_result(result))
     if args.json:

@@ -9,8 +9,7 @@ run it there; check the JSON it writes on the workstation with ``edgesr check --
 It is also ``python -m edgesr.profile.minimal``. The full profiler (``edgesr profile``) imports
 its core from here (statistics, model identity, environment, power probes and the energy
 sampler, the result schema, the options), so both write the same ``edgesr.profile/1`` JSON.
-The TensorRT engine code is also in ``edgesr/runtime/tensorrt_runner.py`` (the runtime cannot
-import this file); tests keep the two copies identical. Keep this file free of ``edgesr``
+``edgesr.profile.tensorrt_runner`` wraps its TensorRT engine code as an edgesr runner. Keep this file free of ``edgesr``
 imports and of any package beyond numpy (ONNX Runtime, TensorRT, the CUDA bindings and
 nvidia-ml-py are imported only when used).
 """

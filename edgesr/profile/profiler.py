@@ -144,13 +144,9 @@ def _backend_detail(runner: Any) -> dict[str, Any]:
 
 
 def write_profile_json(result: dict[str, Any], path: str | Path, *, force: bool = False) -> Path:
-    from edgesr.errors import OutputExistsError
-    from edgesr.modelio import atomic_write_bytes
+    from edgesr.outputs import atomic_write_bytes, refuse_existing
 
     path = Path(path)
-    if path.exists() and not force:
-        raise OutputExistsError(
-            f"{path} already exists; pass --force to overwrite it or choose another --json path."
-        )
+    refuse_existing(path, force=force, hint="or choose another --json path")
     atomic_write_bytes(path, (json.dumps(result, indent=2) + "\n").encode())
     return path
