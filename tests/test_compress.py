@@ -262,3 +262,58 @@ def test_compress_mixed_precision_keeps_chosen_convs_float(
     assert float_convs == len(floats), ops
     assert sum(n for op, n in ops.items() if op.endswith("QLinearConv")) == 3 - len(floats)
     _check_int8_models(out, stages, images, int8_paths)
+
+
+def test_compress_from_python_without_a_latency_function(
+    tmp_path: Path, trained: Path, images: Path
+) -> None:
+    """The stage alone: compress() scores models but times nothing unless given a latency
+    function; the table, the report and the budget check say so instead of failing."""
+    from edgesr.check.budget import check_compress_run
+    from edgesr.check.report import write_report
+    from edgesr.compress import compress
+    from edgesr.compress.stages import Latency
+    from edgesr.modelio import load_model
+
+    recipe = load_recipe("espcn_x2", [*FAST, "compress.int8=false"])
+    model, info = load_model(trained)
+    result = compress(
+        model, str(images), recipe=recipe, info=info, out=tmp_path / "a", eval_data=str(images)
+    )
+    assert [s.stage for s in result.stages] == ["fp32", "pruned", "distilled"]
+    assert all(s.latency_p50_ms is None and s.speedup_vs_fp32 is None for s in result.stages)
+    assert "| — | — |" in result.table()
+    manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
+    assert manifest["latency"] is None
+    page = write_report(tmp_path / "a").read_text()
+    assert "<td>—</td>" in page
+    budget = tmp_path / "budget.yaml"
+    budget.write_text(
+        "schema: 1\nname: t\nscale: 2\nbackend: onnxruntime\nframe: {input: 64x48}\n"
+        "limits:\n  latency_p50: 100 ms\n  model_size: 1 MiB\n"
+    )
+    check = check_compress_run(tmp_path / "a", budget, write=False)[-1]
+    assert "latency p50" in check.table() and "MISSING" in check.table(), check.table()
+
+    # With one, every model is timed in a single call, and speed-ups are against FP32.
+    calls: list[list[Path]] = []
+
+    def fake_clock(paths):
+        calls.append(list(paths))
+        return [Latency(p50_ms=10.0 / (i + 1), p90_ms=11.0 / (i + 1)) for i in range(len(paths))]
+
+    result = compress(
+        model,
+        str(images),
+        recipe=recipe,
+        info=info,
+        out=tmp_path / "b",
+        eval_data=str(images),
+        latency=fake_clock,
+    )
+    assert len(calls) == 1 and [p.name for p in calls[0]] == [
+        "fp32.onnx",
+        "pruned.onnx",
+        "distilled.onnx",
+    ]
+    assert [s.speedup_vs_fp32 for s in result.stages] == [1.0, 2.0, 3.0]

@@ -71,7 +71,8 @@ def plot_psnr_latency(manifest: dict[str, Any]) -> bytes:
     )
     from matplotlib.figure import Figure  # Figure + savefig: no pyplot state, no GUI backend
 
-    stages = manifest["stages"]
+    # A compress run made without a latency function has no latency to plot against.
+    stages = [s for s in manifest["stages"] if s.get("latency_p50_ms") is not None]
     lat = manifest.get("latency") or {}
     fig = Figure(figsize=(7.6, 4.0), dpi=110)
     ax = fig.subplots()
@@ -207,6 +208,11 @@ def _e(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
+def _num(value: Any, fmt: str, unit: str = "") -> str:
+    """A number, or a dash where the run did not measure it."""
+    return "—" if value is None else f"{float(value):{fmt}}{unit}"
+
+
 def _stage_table(manifest: dict[str, Any]) -> str:
     head = (
         "<tr><th>stage</th><th>target</th><th>params</th><th>GMACs</th><th>size</th>"
@@ -221,8 +227,8 @@ def _stage_table(manifest: dict[str, Any]) -> str:
             f"<td>{int(s.get('params', 0)):,}</td><td>{float(s.get('gmacs', 0)):.2f}</td>"
             f"<td>{s['file_bytes'] / 1024:.1f} KiB</td><td>{s['psnr_y']:.2f} dB</td>"
             f"<td>{float(s.get('delta_psnr_vs_fp32', 0)):+.2f}</td><td>{s['ssim_y']:.4f}</td>"
-            f"<td>{s['latency_p50_ms']:.2f}</td><td>{s['latency_p90_ms']:.2f}</td>"
-            f"<td>{float(s.get('speedup_vs_fp32', 1)):.2f}×</td>"
+            f"<td>{_num(s.get('latency_p50_ms'), '.2f')}</td><td>{_num(s.get('latency_p90_ms'), '.2f')}</td>"
+            f"<td>{_num(s.get('speedup_vs_fp32'), '.2f', '×')}</td>"
             f"<td class='note'>{_e(s.get('notes', ''))}</td></tr>"
         )
     bic = manifest.get("bicubic") or {}
@@ -357,7 +363,13 @@ def build_report(
         check_doc, origin = load_check_json(check), str(check)
     elif (run_dir / "check.json").is_file():
         check_doc, origin = load_check_json(run_dir / "check.json"), str(run_dir / "check.json")
-    plot = plot_psnr_latency(manifest)
+    timed = any(s.get("latency_p50_ms") is not None for s in manifest["stages"])
+    plot_html = (
+        f"<img alt='PSNR-Y against p50 latency' src='{_b64_png(plot_psnr_latency(manifest))}' "
+        "style='max-width:100%'>"
+        if timed
+        else "<p>The run measured no latency (compress was called without a latency function).</p>"
+    )
     crop_list, why = (
         make_crops(manifest, run_dir, count=crops, size=crop_size)
         if crops > 0
@@ -380,8 +392,7 @@ def build_report(
     body = (
         f"<h1>{_e(title)}</h1><p class='meta'>{meta}</p>"
         f"<h2>Stages</h2>{_stage_table(manifest)}"
-        f"<h2>PSNR vs latency</h2><img alt='PSNR-Y against p50 latency' src='{_b64_png(plot)}' "
-        "style='max-width:100%'>"
+        f"<h2>PSNR vs latency</h2>{plot_html}"
         f"<h2>Budget</h2>{_verdicts(check_doc, origin)}"
         f"<h2>Crops</h2>{_crops_html(crop_list, why)}"
     )
