@@ -32,10 +32,19 @@ Log = Callable[[str], None]
 
 @dataclass(frozen=True)
 class Latency:
-    """Median and 90th percentile of one model's per-frame time."""
+    """One model's per-frame time, as a latency function measured it.
+
+    ``speedup``: the first model's time over this one's, when the function measured the ratio
+    itself (e.g. per interleaved round; None: the p50 ratio is used) with its ``speedup_range``
+    (lowest, highest). ``warning``: why these numbers cannot be trusted ("" when they can); the
+    stage table then shows no ratio.
+    """
 
     p50_ms: float
     p90_ms: float
+    speedup: float | None = None
+    speedup_range: tuple[float, float] | None = None
+    warning: str = ""
 
 
 # Every model path in, one Latency per model out (same order).
@@ -58,6 +67,9 @@ class StageResult:
     latency_p50_ms: float | None = None
     latency_p90_ms: float | None = None
     speedup_vs_fp32: float | None = None
+    speedup_range: tuple[float, float] | None = None
+    # Non-empty when the latency of this row cannot be trusted (a busy machine, a noisy timer).
+    latency_warning: str = ""
     delta_psnr_vs_fp32: float = 0.0
     seconds: float = 0.0
     notes: str = ""
@@ -82,6 +94,8 @@ class CompressResult:
         for s in self.stages:
             p50 = "—" if s.latency_p50_ms is None else f"{s.latency_p50_ms:.1f}"
             speed = "—" if s.speedup_vs_fp32 is None else f"{s.speedup_vs_fp32:.2f}x"
+            if s.latency_warning:
+                speed = "unreliable*"
             lines.append(
                 f"| {s.stage} | {s.target} | {s.params:,} | {s.gmacs:.2f} | {s.file_bytes / 1024:.1f} | {s.psnr_y:.2f} | {s.ssim_y:.4f} "
                 f"| {s.delta_psnr_vs_fp32:+.2f} | {p50} | {speed} |"
@@ -90,6 +104,8 @@ class CompressResult:
             lines.append(
                 f"| bicubic | — | — | — | — | {self.bicubic['psnr_y']:.2f} | {self.bicubic['ssim_y']:.4f} | | | |"
             )
+        warnings = sorted({s.latency_warning for s in self.stages if s.latency_warning})
+        lines += [f"\n\\* latency not trustworthy: {w}" for w in warnings]
         return "\n".join(lines)
 
 
@@ -331,7 +347,11 @@ def _fill_latency(rows: list[StageResult], measured: Sequence[Latency]) -> None:
         )
     for row, lat in zip(rows, measured, strict=True):
         row.latency_p50_ms, row.latency_p90_ms = lat.p50_ms, lat.p90_ms
-        row.speedup_vs_fp32 = measured[0].p50_ms / lat.p50_ms
+        row.speedup_vs_fp32 = (
+            lat.speedup if lat.speedup is not None else measured[0].p50_ms / lat.p50_ms
+        )
+        row.speedup_range = lat.speedup_range
+        row.latency_warning = lat.warning
 
 
 def _write_manifest(
