@@ -191,6 +191,9 @@ class CompressSpec:
         "onnxruntime-cpu",
         "tensorrt",
     )
+    # Which nets get INT8 models: "unpruned" (the FP32 net: the smallest loss) and/or "pruned"
+    # (the distilled net: the fastest). Both by default, so one run shows the speed/quality front.
+    int8_models: tuple[Literal["unpruned", "pruned"], ...] = ("unpruned", "pruned")
     # Named calibration set (see calibration/) or a folder of images.
     calib: str = "embedded"
     calib_images: int = 32
@@ -410,6 +413,10 @@ def _check_semantics(recipe: Recipe, origin: str) -> None:
         (
             not recipe.compress.int8 or bool(recipe.compress.int8_targets),
             "compress.int8_targets must name onnxruntime-cpu and/or tensorrt (or set compress.int8: false)",
+        ),
+        (
+            not recipe.compress.int8 or bool(recipe.compress.int8_models),
+            "compress.int8_models must name unpruned and/or pruned (or set compress.int8: false)",
         ),
         (0.0 <= recipe.compress.qat_alpha <= 1.0, "compress.qat_alpha must be in [0, 1]"),
         (

@@ -160,12 +160,17 @@ def _check_int8_models(out: Path, stages: dict, images: Path, int8_paths) -> Non
     from edgesr.runtime.saturation import int8_saturation
 
     x = load_calibration(str(images), scale=2, color="y", num_images=1)[0]
-    for stage in ("int8-ort", "int8-qdq"):
+    int8 = [
+        s for s in ("int8-ort", "int8-qdq", "pruned-int8-ort", "pruned-int8-qdq") if s in stages
+    ]
+    assert int8
+    for stage in int8:
         assert_int8_same_on_every_cpu(int8_paths, out / stages[stage]["onnx"], x)
-    path = out / stages["int8-ort"]["onnx"]
-    meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
-    assert meta["edgesr.int8_weight_bits"] == "7" and meta["edgesr.int8_portable"] == "true"
-    assert int8_saturation(path).free
+    for stage in (s for s in int8 if s.endswith("int8-ort")):
+        path = out / stages[stage]["onnx"]
+        meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+        assert meta["edgesr.int8_weight_bits"] == "7" and meta["edgesr.int8_portable"] == "true"
+        assert int8_saturation(path).free
 
 
 @pytest.mark.slow
@@ -175,9 +180,25 @@ def test_compress_end_to_end(tmp_path: Path, trained: Path, images: Path, int8_p
     assert proc.returncode == 0, proc.stderr[-3000:]
     manifest = json.loads((out / "manifest.json").read_text())
     stages = {s["stage"]: s for s in manifest["stages"]}
-    assert list(stages) == ["fp32", "pruned", "distilled", "int8-ort", "int8-qdq"]
+    # The front: INT8 of the unpruned net, then pruned + distilled and its INT8, both layouts.
+    assert list(stages) == [
+        "fp32",
+        "int8-ort",
+        "int8-qdq",
+        "pruned",
+        "distilled",
+        "pruned-int8-ort",
+        "pruned-int8-qdq",
+    ]
     for s in stages.values():
-        assert (out / s["onnx"]).is_file() and np.isfinite(s["psnr_y"]) and s["latency_p50_ms"] > 0
+        assert (out / s["onnx"]).is_file() and np.isfinite(s["psnr_y"])
+        # TensorRT-layout models are timed on the device, not on this CPU.
+        timed = s["latency_p50_ms"] is not None
+        assert timed == (s["target"] != "tensorrt"), s
+        assert not timed or s["latency_p50_ms"] > 0
+    assert manifest["front"] and set(manifest["front"]) <= {
+        s for s, row in stages.items() if row["target"] != "tensorrt"
+    }
     assert stages["pruned"]["params"] < 0.5 * stages["fp32"]["params"]
 
     def conv_out_channels(path: Path) -> list[int]:
@@ -194,25 +215,34 @@ def test_compress_end_to_end(tmp_path: Path, trained: Path, images: Path, int8_p
 
     from edgesr.export.onnx_passes import ort_graph_ops
 
-    ops = ort_graph_ops(out / stages["int8-ort"]["onnx"])
+    ops = ort_graph_ops(out / stages["pruned-int8-ort"]["onnx"])
     # ORT CPU runs the int8 convs as QLinearConv (the NHWC kernels are com.microsoft.QLinearConv).
     assert sum(n for op, n in ops.items() if op.endswith("QLinearConv")) >= 3, ops
     assert "Conv" not in ops, ops  # no conv left in float
     assert "DepthToSpace" not in ops, ops  # the pixel shuffle runs on the u8 pixels
-    meta = {p.key: p.value for p in onnx.load(str(out / stages["int8-ort"]["onnx"])).metadata_props}
-    assert meta["edgesr.int8_pixel_shuffle"] == "u8"
+    for stage in ("int8-ort", "pruned-int8-ort"):
+        meta = {p.key: p.value for p in onnx.load(str(out / stages[stage]["onnx"])).metadata_props}
+        assert meta["edgesr.int8_pixel_shuffle"] == "u8"
     # Equalization was measured both ways on the validation images and the better one kept.
-    assert set(manifest["equalization"]) == {"int8-ort", "int8-qdq"}
+    assert set(manifest["equalization"]) == {
+        "int8-ort",
+        "int8-qdq",
+        "pruned-int8-ort",
+        "pruned-int8-qdq",
+    }
     for target, eq in manifest["equalization"].items():
         assert eq["mode"] == "auto" and eq["validation"] == "embedded"
-        assert eq["signed_activations"] == (target == "int8-qdq")
+        assert eq["signed_activations"] == target.endswith("int8-qdq")
         assert eq["applied"] == (eq["ptq_psnr_y"]["equalized"] > eq["ptq_psnr_y"]["plain"])
         assert set(eq["weight_range_spread"]) == {"conv1", "conv2"}
         assert ("channels equalized" in stages[target]["notes"]) == eq["applied"]
     qdq = onnx.load(str(out / stages["int8-qdq"]["onnx"]))
     kinds = {n.op_type for n in qdq.graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= kinds
-    assert "| int8-ort |" in (out / "manifest.md").read_text()
+    table = (out / "manifest.md").read_text()
+    assert "| int8-ort |" in table and "| pruned-int8-ort |" in table and "Pick for" in table
+    rows = [line for line in table.splitlines() if line.startswith("| ")]
+    assert len(rows) == len(set(rows))  # no row twice
     _check_int8_models(out, stages, images, int8_paths)
 
     # An existing run is never overwritten silently.
@@ -223,7 +253,7 @@ def test_compress_end_to_end(tmp_path: Path, trained: Path, images: Path, int8_p
     assert again.returncode == OutputExistsError.exit_code and "--force" in again.stderr
     assert (out / "manifest.json").read_text() == before
 
-    # The run feeds export: the ORT target takes the ORT-CPU INT8 stage.
+    # The run feeds export: the ORT target takes the fastest ORT-CPU INT8 stage.
     exp = tmp_path / "export"
     proc = run(
         "export",
@@ -237,7 +267,7 @@ def test_compress_end_to_end(tmp_path: Path, trained: Path, images: Path, int8_p
         str(exp),
     )
     assert proc.returncode == 0, proc.stderr
-    assert (exp / "espcn_x2.int8-ort.onnx").is_file()
+    assert (exp / "espcn_x2.pruned-int8-ort.onnx").is_file()
 
 
 def test_compress_mixed_precision_keeps_chosen_convs_float(
@@ -248,7 +278,8 @@ def test_compress_mixed_precision_keeps_chosen_convs_float(
     proc = _compress(out, trained, images, sets)
     assert proc.returncode == 0, proc.stderr[-3000:]
     manifest = json.loads((out / "manifest.json").read_text())
-    mixed = manifest["mixed_precision"]
+    assert list(manifest["mixed_precision"]) == ["fp32"]  # prune_ratio 0: INT8 of FP32 only
+    mixed = manifest["mixed_precision"]["fp32"]
     assert mixed["max_drop_db"] == 0.0 and mixed["validation"] == "embedded"
     floats = mixed["float_layers"]
     if mixed["all_int8_ptq_drop_db"] > 0:

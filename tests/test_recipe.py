@@ -136,6 +136,11 @@ def test_int8_settings_are_checked() -> None:
         load_recipe("espcn_x4", ["compress.ort_weight_bits=6"])
     with pytest.raises(ConfigError, match="int8_targets must name"):
         load_recipe("espcn_x4", ["compress.int8_targets=[]"])
+    with pytest.raises(ConfigError, match="int8_models must name"):
+        load_recipe("espcn_x4", ["compress.int8_models=[]"])
+    assert load_recipe("espcn_x4", ["compress.int8_models=[pruned]"]).compress.int8_models == (
+        "pruned",
+    )
     with pytest.raises(ConfigError, match="'onnxruntime-cpu', 'tensorrt'"):
         load_recipe("espcn_x4", ["compress.int8_targets=[cuda]"])
     # A recipe's hash covers training only: INT8 settings keep shipped weights matched.

@@ -32,9 +32,12 @@ def int8_stages(
     out: Path,
     score: Score,
     log: Callable[[str], None] | None,
+    prefix: str = "",
 ) -> dict[str, Any]:
     """INT8 per target: NNCF PTQ -> QAT with distillation -> ORT-CPU model and TensorRT Q/DQ.
 
+    ``student`` is quantized, ``teacher`` guides QAT (they may be the same net). The stages are
+    named ``{prefix}int8-ort`` and ``{prefix}int8-qdq`` (files likewise).
     ``score(stage, target, onnx, weights, model, t0, notes)`` scores each model written.
     Returns the reports for the manifest (equalization and mixed-precision choices).
     """
@@ -62,7 +65,7 @@ def int8_stages(
     # ORT-CPU: u8 activations, 7-bit weights (exact on every CPU, see ORT_CPU_WEIGHT_BITS);
     # TensorRT: int8 activations, 8-bit weights (its int8 kernels accumulate in int32).
     targets = {
-        stage: grid
+        prefix + stage: grid
         for stage, target, grid in (
             ("int8-ort", "onnxruntime-cpu", (False, spec.ort_weight_bits)),
             ("int8-qdq", "tensorrt", (True, 8)),
@@ -133,12 +136,13 @@ def int8_stages(
             note += f" + {spec.qat_steps} QAT steps (KD alpha {spec.qat_alpha}, MSE)"
         return q, note
 
-    if "int8-ort" in targets:
+    ort_stage, qdq_stage = f"{prefix}int8-ort", f"{prefix}int8-qdq"
+    if ort_stage in targets:
         t0 = time.perf_counter()
-        q_ort, note = quantized("int8-ort")
+        q_ort, note = quantized(ort_stage)
         ort_path = qat_to_ort_int8(
             q_ort,
-            out / "int8-ort.onnx",
+            out / f"{ort_stage}.onnx",
             calib,
             scale=info.scale,
             color=info.color,
@@ -146,7 +150,7 @@ def int8_stages(
         )
         stamp_onnx_metadata(ort_path, info=int8_info, precision="int8-qdq", force=True)
         score(
-            "int8-ort",
+            ort_stage,
             "onnxruntime-cpu",
             ort_path,
             None,
@@ -155,19 +159,19 @@ def int8_stages(
             notes=note + "; QAT weights and ranges carried into ORT quantize_static (QLinearConv)",
         )
 
-    if "int8-qdq" in targets:
+    if qdq_stage in targets:
         t0 = time.perf_counter()
-        q_trt, note = quantized("int8-qdq")
+        q_trt, note = quantized(qdq_stage)
         qdq_path = export_qdq_onnx(
             q_trt,
-            out / "int8-qdq.onnx",
+            out / f"{qdq_stage}.onnx",
             scale=info.scale,
             color=info.color,
             require_int8_activations=True,
         )
         stamp_onnx_metadata(qdq_path, info=int8_info, precision="int8-qdq", force=True)
         score(
-            "int8-qdq",
+            qdq_stage,
             "tensorrt",
             qdq_path,
             None,

@@ -94,6 +94,8 @@ class CompressResult:
         for s in self.stages:
             p50 = "—" if s.latency_p50_ms is None else f"{s.latency_p50_ms:.1f}"
             speed = "—" if s.speedup_vs_fp32 is None else f"{s.speedup_vs_fp32:.2f}x"
+            if s.target == "tensorrt" and s.latency_p50_ms is None:
+                p50 = "on device†"
             if s.latency_warning:
                 speed = "unreliable*"
             lines.append(
@@ -104,8 +106,53 @@ class CompressResult:
             lines.append(
                 f"| bicubic | — | — | — | — | {self.bicubic['psnr_y']:.2f} | {self.bicubic['ssim_y']:.4f} | | | |"
             )
+        notes = []
+        if any(s.target == "tensorrt" and s.latency_p50_ms is None for s in self.stages):
+            notes.append(
+                "† TensorRT layout: its ORT CPU time says nothing about a Jetson; time the engine "
+                "there (`edgesr profile --backend tensorrt`)."
+            )
         warnings = sorted({s.latency_warning for s in self.stages if s.latency_warning})
-        lines += [f"\n\\* latency not trustworthy: {w}" for w in warnings]
+        notes += [f"\\* latency not trustworthy: {w}" for w in warnings]
+        return "\n".join(lines + ([""] + notes if notes else []))
+
+    def front(self) -> list[StageResult]:
+        """The timed models no other timed model beats on both speed and PSNR, fastest first."""
+        timed = [s for s in self.stages if s.latency_p50_ms is not None]
+
+        def beaten(s: StageResult) -> bool:
+            return any(
+                o.latency_p50_ms <= s.latency_p50_ms  # type: ignore[operator]
+                and o.psnr_y >= s.psnr_y
+                and (o.latency_p50_ms < s.latency_p50_ms or o.psnr_y > s.psnr_y)  # type: ignore[operator]
+                for o in timed
+                if o is not s
+            )
+
+        return sorted((s for s in timed if not beaten(s)), key=lambda s: s.latency_p50_ms or 0.0)
+
+    def guide(self) -> str:
+        """Which model to pick: the CPU front with its price in dB, then the TensorRT models."""
+        lines = []
+        front = self.front()
+        if front:
+            shaky = any(s.latency_warning for s in self.stages)
+            lines.append(
+                "Pick for ONNX Runtime on a CPU (fastest first; each is the best PSNR at its speed"
+                + (", but this run's latency is not trustworthy" if shaky else "")
+                + "):"
+            )
+            for s in front:
+                speed = (
+                    "" if s.speedup_vs_fp32 is None else f"{s.speedup_vs_fp32:.2f}x FP32 speed, "
+                )
+                lines.append(f"  {s.stage:<16} {speed}{s.delta_psnr_vs_fp32:+.2f} dB vs FP32")
+        trt = [s for s in self.stages if s.target == "tensorrt"]
+        if trt:
+            lines.append(
+                "For TensorRT (Jetson): build an engine from one of these (`edgesr export --target tensorrt`):"
+            )
+            lines += [f"  {s.stage:<16} {s.delta_psnr_vs_fp32:+.2f} dB vs FP32" for s in trt]
         return "\n".join(lines)
 
 
@@ -246,7 +293,32 @@ def compress(
     scorer.score("fp32", "any", *scorer.save(teacher, "fp32", fp32_info), teacher, t0, source)
 
     sampler = _sampler(recipe, data, info) if _needs_sampler(recipe) else None
-    student, student_info = teacher, fp32_info
+    reports: dict[str, Any] = {"equalization": {}, "mixed_precision": {}}
+
+    def int8_of(net: nn.Module, net_info: ModelInfo, made_from: str, prefix: str) -> None:
+        """INT8 models of ``net`` (QAT guided by the FP32 teacher), in every target layout."""
+        from edgesr.compress.int8_stages import int8_stages
+
+        assert calib_frames is not None
+        made = int8_stages(
+            recipe,
+            net,
+            teacher,
+            net_info,
+            sampler=sampler,
+            calib=calib_frames,
+            out=out,
+            score=scorer.score,
+            log=log,
+            prefix=prefix,
+        )
+        reports["equalization"].update(made.get("equalization", {}))
+        if "mixed_precision" in made:
+            reports["mixed_precision"][made_from] = made["mixed_precision"]
+
+    # The front: INT8 of the unpruned net (smallest loss), then pruned + distilled (+ INT8: fastest).
+    if spec.int8 and "unpruned" in spec.int8_models:
+        int8_of(teacher, fp32_info, "fp32", "")
     if spec.prune_ratio > 0:
         t0 = time.perf_counter()
         pruned = prune_channels(
@@ -266,37 +338,26 @@ def compress(
         files = scorer.save(pruned.model, "pruned", student_info)
         note = f"ratio {spec.prune_ratio} ({spec.prune_criterion}): {widths}"
         scorer.score("pruned", "any", *files, pruned.model, t0, note)
-        student = pruned.model
+        student, student_name = pruned.model, "pruned"
         if spec.kd_steps > 0:
             t0 = time.perf_counter()
             kd = distill(
                 student, teacher, sampler, steps=spec.kd_steps, lr=spec.kd_lr, alpha=spec.kd_alpha
             )
-            student = kd.model.eval()
+            student, student_name = kd.model.eval(), "distilled"
             files = scorer.save(student, "distilled", student_info)
             note = f"{spec.kd_steps} KD steps, alpha {spec.kd_alpha}"
             scorer.score("distilled", "any", *files, student, t0, note)
-
-    reports: dict[str, Any] = {}
-    if spec.int8:
-        from edgesr.compress.int8_stages import int8_stages
-
-        assert calib_frames is not None
-        reports = int8_stages(
-            recipe,
-            student,
-            teacher,
-            student_info,
-            sampler=sampler,
-            calib=calib_frames,
-            out=out,
-            score=scorer.score,
-            log=log,
-        )
+        if spec.int8 and "pruned" in spec.int8_models:
+            int8_of(student, student_info, student_name, "pruned-")
+    reports = {k: v for k, v in reports.items() if v}
 
     if latency is not None:
-        _say(log, f"latency: {len(scorer.rows)} models, ORT CPU, {size[0]}x{size[1]}")
-        _fill_latency(scorer.rows, latency([out / r.onnx for r in scorer.rows]))
+        # TensorRT-layout models run their float convs on a CPU: their ORT time says nothing
+        # about a Jetson, so they are not timed here (`edgesr profile` on the device does).
+        cpu_rows = [r for r in scorer.rows if r.target != "tensorrt"]
+        _say(log, f"latency: {len(cpu_rows)} models, ORT CPU, {size[0]}x{size[1]}, interleaved")
+        _fill_latency(cpu_rows, latency([out / r.onnx for r in cpu_rows]))
 
     result = CompressResult(
         run_dir=out,
@@ -382,6 +443,7 @@ def _write_manifest(
         else None,
         "bicubic": result.bicubic,
         "stages": [asdict(s) for s in result.stages],
+        "front": [s.stage for s in result.front()],
         **reports,
         "wall_time_s": result.wall_time_s,
         "torch_version": torch.__version__,
@@ -390,5 +452,6 @@ def _write_manifest(
     out = result.run_dir
     atomic_write_bytes(out / "manifest.json", (json.dumps(manifest, indent=2) + "\n").encode())
     atomic_write_bytes(
-        out / "manifest.md", (f"# {recipe.name}: compression stages\n\n{result.table()}\n").encode()
+        out / "manifest.md",
+        (f"# {recipe.name}: compression stages\n\n{result.table()}\n\n{result.guide()}\n").encode(),
     )

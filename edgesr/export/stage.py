@@ -25,8 +25,8 @@ TARGETS = ("onnx", "onnxruntime-cpu", "tensorrt")
 # Which compress-run stage each target takes, best first.
 COMPRESS_STAGE_FOR = {
     "onnx": ("distilled", "pruned", "fp32"),
-    "onnxruntime-cpu": ("int8-ort", "distilled", "pruned", "fp32"),
-    "tensorrt": ("int8-qdq", "distilled", "pruned", "fp32"),
+    "onnxruntime-cpu": ("pruned-int8-ort", "int8-ort", "distilled", "pruned", "fp32"),
+    "tensorrt": ("pruned-int8-qdq", "int8-qdq", "distilled", "pruned", "fp32"),
 }
 
 
