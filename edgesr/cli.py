@@ -16,6 +16,7 @@ from typing import Any
 
 from edgesr import __version__
 from edgesr.errors import ConfigError, EdgesrError
+from edgesr.logs import quiet_third_party
 
 
 def _add_recipe_args(p: argparse.ArgumentParser, *, required: bool = True) -> None:
@@ -95,15 +96,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     recipe = load_recipe(args.recipe, args.overrides)
     out = Path(args.out) if args.out else Path("runs") / recipe.name
     val = "recipe" if args.val is None else (None if args.val == "none" else args.val)
-    result = train(
-        recipe,
-        args.data,
-        out=out,
-        val=val,
-        resume=args.resume,
-        force=args.force,
-        progress=not args.no_progress,
-    )
+    with quiet_third_party(args.verbose) as output:
+        result = train(
+            recipe,
+            args.data,
+            out=out,
+            val=val,
+            resume=args.resume,
+            force=args.force,
+            progress=not args.no_progress,
+            stream=output.stderr,
+        )
     psnr = f", validation PSNR-Y {result.val_psnr:.2f} dB" if result.val_psnr is not None else ""
     print(f"trained {recipe.name} for {result.steps} steps in {result.wall_time_s:.0f} s{psnr}")
     print(f"weights: {result.model_path}")
@@ -202,9 +205,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     recipe = load_recipe(args.recipe, args.overrides)
     out = Path(args.out) if args.out else Path("exports") / f"{recipe.name}-{args.target}"
-    result = export(
-        recipe, target=args.target, out=out, from_=args.from_, sizes=args.size, force=args.force
-    )
+    with quiet_third_party(args.verbose):
+        result = export(
+            recipe, target=args.target, out=out, from_=args.from_, sizes=args.size, force=args.force
+        )
     for message in result.messages:
         print(message)
     for path in result.files:
@@ -218,20 +222,31 @@ def cmd_compress(args: argparse.Namespace) -> int:
 
     recipe = load_recipe(args.recipe, args.overrides)
     out = Path(args.out) if args.out else Path("runs") / f"{recipe.name}-compress"
-    run = run_compress(
-        recipe,
-        args.data,
-        out=out,
-        from_=args.from_,
-        calib=args.calib,
-        eval_data=args.eval,
-        budget=args.budget,
-        force=args.force,
-        log=lambda text: print(text, flush=True),
-    )
+    with quiet_third_party(args.verbose) as output:
+        run = run_compress(
+            recipe,
+            args.data,
+            out=out,
+            from_=args.from_,
+            calib=args.calib,
+            eval_data=args.eval,
+            budget=args.budget,
+            force=args.force,
+            log=output.log,
+        )
     print()
     print(run.summary())
     return run.exit_code
+
+
+VERBOSE_HELP = "show third-party logs, warnings and progress bars (NNCF, torch, ONNX, OpenCV)"
+
+
+def _add_verbose_arg(p: argparse.ArgumentParser) -> None:
+    """`-v` after the subcommand too; SUPPRESS keeps a sub-parser from resetting `edgesr -v`."""
+    p.add_argument(
+        "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -239,6 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="edgesr", description="Edge deployment toolkit for image super-resolution."
     )
     parser.add_argument("--version", action="version", version=f"edgesr {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help=VERBOSE_HELP)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("recipes", help="list the shipped recipes")
@@ -261,6 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--force", action="store_true", help="replace an existing run in --out")
     p.add_argument("--no-progress", action="store_true", help="no progress line")
+    _add_verbose_arg(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser(
@@ -318,6 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", help="run directory (default: runs/<recipe>-compress)")
     p.add_argument("--force", action="store_true", help="replace an existing run in --out")
+    _add_verbose_arg(p)
     p.set_defaults(func=cmd_compress)
 
     p = sub.add_parser("export", help="ONNX (verified against PyTorch) and TensorRT engines")
@@ -336,6 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", help="output folder (default: exports/<recipe>-<target>)")
     p.add_argument("--force", action="store_true", help="replace an existing export in --out")
+    _add_verbose_arg(p)
     p.set_defaults(func=cmd_export)
 
     from edgesr.upscale.command import add_upscale_parser

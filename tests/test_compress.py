@@ -178,6 +178,16 @@ def test_compress_end_to_end(tmp_path: Path, trained: Path, images: Path, int8_p
     out = tmp_path / "compress"
     proc = _compress(out, trained, images, FAST)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    # No third-party noise without --verbose: NNCF logs and progress bars, Python warnings,
+    # torch's glog-style lines (W1207 ...), C-level "libpng warning:".
+    said = proc.stdout + proc.stderr
+    assert "INFO:nncf" not in said and "Statistics collection" not in said, said[-3000:]
+    noise = [
+        line
+        for line in said.splitlines()
+        if "Warning:" in line or "warning:" in line or (line[:1] in "IWE" and line[1:5].isdigit())
+    ]
+    assert not noise, said[-3000:]
     manifest = json.loads((out / "manifest.json").read_text())
     stages = {s["stage"]: s for s in manifest["stages"]}
     # The front: INT8 of the unpruned net, then pruned + distilled and its INT8, both layouts.
