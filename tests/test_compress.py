@@ -358,3 +358,26 @@ def test_compress_from_python_without_a_latency_function(
         "distilled.onnx",
     ]
     assert [s.speedup_vs_fp32 for s in result.stages] == [1.0, 2.0, 3.0]
+
+
+def test_stage_table_splits_photos_from_synthetic_images() -> None:
+    """On the embedded set (3 photos, synthetic images), the table shows the photos' Δ next to
+    the mean and names the near-noiseless images that inflate the mean's loss."""
+    from edgesr.compress.stages import CompressResult, StageResult, _by_kind
+
+    def row(stage: str, photo: float, gradient: float) -> StageResult:
+        images = {"skimage/coffee": photo, "val_text_0001": 27.0, "val_gradient_0006": gradient}
+        return StageResult(
+            stage=stage, target="any", onnx=f"{stage}.onnx", weights=None, params=1, gmacs=0.1,
+            file_bytes=1024, psnr_y=sum(images.values()) / 3, ssim_y=0.9,
+            psnr_y_by_kind=_by_kind(images), psnr_y_images=images,
+        )  # fmt: skip
+
+    fp32, int8 = row("fp32", 28.5, 56.5), row("int8-ort", 28.4, 50.9)
+    int8.delta_psnr_vs_fp32 = int8.psnr_y - fp32.psnr_y
+    table = CompressResult(run_dir=Path("."), stages=[fp32, int8]).table()
+    assert "Δ photos" in table
+    assert "| -1.90 | -0.10 |" in table  # mean over all vs the photo alone
+    assert "1 photos and 2 synthetic images" in table and "val_gradient_0006" in table
+    # A folder of the user's own images is one kind: no split, no note.
+    assert _by_kind({"a.png": 30.0, "b.png": 31.0}) == {}
