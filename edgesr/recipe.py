@@ -191,6 +191,9 @@ class CompressSpec:
         "onnxruntime-cpu",
         "tensorrt",
     )
+    # The TensorRT-layout model keeps its first conv in float: int8 with zero point 0 would cut
+    # the [0, 1] input to 7 bits. False quantizes it too (an all-INT8 engine).
+    trt_float_first_conv: bool = True
     # Which nets get INT8 models: "unpruned" (the FP32 net: the smallest loss) and/or "pruned"
     # (the distilled net: the fastest). Both by default, so one run shows the speed/quality front.
     int8_models: tuple[Literal["unpruned", "pruned"], ...] = ("unpruned", "pruned")

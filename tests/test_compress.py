@@ -366,7 +366,11 @@ def test_stage_table_splits_photos_from_synthetic_images() -> None:
     from edgesr.compress.stages import CompressResult, StageResult, _by_kind
 
     def row(stage: str, photo: float, gradient: float) -> StageResult:
-        images = {"skimage/coffee": photo, "val_text_0001": 27.0, "val_gradient_0006": gradient}
+        images = {
+            "skimage/coffee": photo,
+            "procedural/val_text_0001": 27.0,
+            "procedural/val_gradient_0006": gradient,
+        }
         return StageResult(
             stage=stage, target="any", onnx=f"{stage}.onnx", weights=None, params=1, gmacs=0.1,
             file_bytes=1024, psnr_y=sum(images.values()) / 3, ssim_y=0.9,

@@ -42,7 +42,7 @@ def int8_stages(
     Returns the reports for the manifest (equalization and mixed-precision choices).
     """
     from edgesr.compress.equalize import choose_equalization
-    from edgesr.compress.nncf_int8 import export_qdq_onnx, ptq_nncf, qat_finetune
+    from edgesr.compress.nncf_int8 import conv_layers, export_qdq_onnx, ptq_nncf, qat_finetune
     from edgesr.compress.ort_int8 import ORT_CPU_WEIGHT_BITS, qat_to_ort_int8
     from edgesr.evaluate import resolve_eval_data
     from edgesr.export.onnx_export import stamp_onnx_metadata
@@ -111,18 +111,25 @@ def int8_stages(
 
     def quantized(target: str) -> tuple[nn.Module, str]:
         signed, bits = targets[target]
+        floats = tuple(float_layers)
+        if signed and spec.trt_float_first_conv:
+            # TensorRT's int8 has zero point 0, so a [0, 1] input gets a 1/127 step: the LR frame
+            # loses its 8th bit (the FP32 net with such an input: -0.06 dB on Set5). The first conv
+            # has a single-channel (or RGB) input and few MACs; TensorRT runs it in float.
+            first = conv_layers(nets[target])[0]
+            floats = floats if first in floats else (first, *floats)
         q = ptq_nncf(
             nets[target],
             calib,
             signed_activations=signed,
-            float_layers=float_layers,
+            float_layers=floats,
             weight_bits=bits,
         )
         note = f"NNCF PTQ ({bits}-bit weights) on {len(calib)} frames"
         if reports["equalization"][target]["applied"]:
             note = "channels equalized; " + note
-        if float_layers:
-            note += f" (float convs: {', '.join(float_layers)})"
+        if floats:
+            note += f" (float convs: {', '.join(floats)})"
         if spec.qat_steps > 0:
             qat_finetune(
                 q,

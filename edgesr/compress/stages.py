@@ -260,7 +260,7 @@ def image_kind(name: str) -> str:
     """``photos`` or ``synthetic`` for the embedded validation images, ``images`` otherwise."""
     if name.startswith("skimage/"):
         return "photos"
-    if name.startswith("val_"):
+    if name.startswith("procedural/"):
         return "synthetic"
     return "images"
 
