@@ -7,8 +7,10 @@ it, so each stage can be changed (or called from Python) on its own.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,18 +46,40 @@ class CompressRun:
 
 
 def ort_latency(*, size: tuple[int, int], threads: int, runs: int) -> LatencyFn:
-    """A latency function for :func:`edgesr.compress.compress`: ORT CPU, each model in its own session."""
+    """A latency function for :func:`edgesr.compress.compress`: ORT CPU, ``threads`` threads.
+
+    All models are timed together, interleaved in rounds, each round in a new session per model
+    (:func:`edgesr.profile.latency.time_interleaved`), the recipe's ``runs`` split across the
+    rounds, at least 8 per round (a median of fewer varies more between rounds). Speed-ups are
+    per-round ratios to the first model; when the machine was busy or they varied between
+    rounds, every row carries the same warning and the table shows no ratio.
+    """
 
     def measure(paths: Sequence[Path]) -> list[Latency]:
         from edgesr.compress.stages import Latency
-        from edgesr.profile.latency import time_runner
+        from edgesr.profile.latency import time_interleaved
         from edgesr.runtime.runners import OnnxRuntimeRunner
 
-        out = []
-        for path in paths:
-            stats = time_runner(OnnxRuntimeRunner(path, threads=threads), size=size, runs=runs)
-            out.append(Latency(p50_ms=stats.p50_ms, p90_ms=stats.p90_ms))
-        return out
+        rounds = 5
+        timing = time_interleaved(
+            [partial(OnnxRuntimeRunner, path, threads=threads) for path in paths],
+            size=size,
+            rounds=rounds,
+            runs_per_round=max(8, math.ceil(runs / rounds)),
+            names=[path.stem for path in paths],
+        )
+        return [
+            Latency(
+                p50_ms=stats.p50_ms,
+                p90_ms=stats.p90_ms,
+                speedup=speedup,
+                speedup_range=spread,
+                warning=timing.warning,
+            )
+            for stats, speedup, spread in zip(
+                timing.stats, timing.speedups, timing.speedup_ranges, strict=True
+            )
+        ]
 
     return measure
 
