@@ -42,3 +42,45 @@ def test_bench_latency_times_each_model_in_its_own_process(tmp_path: Path) -> No
     again = subprocess.run([*cmd, "--json", str(out)], capture_output=True, text=True)
     assert again.returncode != 0 and "exists" in again.stderr
     assert json.loads(out.read_text()) == result
+
+
+def test_bench_front_scores_every_stage_on_held_out_sets(tmp_path: Path) -> None:
+    """bench_front on a small real compress run and a stand-in benchmark root."""
+    import numpy as np
+
+    from edgesr.archs import ESPCN
+    from edgesr.compress import compress
+    from edgesr.data.embedded import procedural_image
+    from edgesr.data.io import write_image
+    from edgesr.modelio import ModelInfo
+    from edgesr.recipe import load_recipe
+
+    rng = np.random.default_rng(0)
+    root = tmp_path / "bench"
+    for folder, names in (("Set5", ["baby", "bird"]), ("Set14", ["comic", "ppt3", "lenna"])):
+        for i, name in enumerate(names):
+            kind = ("text", "shapes", "dead_leaves")[i % 3]
+            write_image(root / folder / f"{name}.png", procedural_image(kind, size=64, rng=rng))
+    net = ESPCN(scale=2, num_channels=1, num_feat=16, num_feat2=8, act="relu").eval()
+    info = ModelInfo("espcn", 2, "y", {"num_feat": 16, "num_feat2": 8, "act": "relu"}, "t", "0")
+    recipe = load_recipe(
+        "espcn_x2",
+        ["compress.int8=false", "compress.kd_steps=5", "compress.batch_size=2", "data.lr_patch=12"],
+    )
+    run = tmp_path / "run"
+    compress(
+        net, str(root / "Set14"), recipe=recipe, info=info, out=run, eval_data=str(root / "Set5")
+    )
+    out = tmp_path / "front.json"
+    cmd = [sys.executable, str(BENCH / "bench_front.py"), str(run), "--data-root", str(root)]
+    cmd += ["--threads", "1", "--rounds", "2", "--runs-per-round", "2", "--json", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(out.read_text())
+    assert list(result["psnr_y"]) == ["fp32", "pruned", "distilled"]
+    assert result["sets"]["lineart"] == ["comic", "ppt3"]
+    assert set(result["psnr_y"]["fp32"]) == {"Set5", "Set14", "lineart", "photos", "synthetic"}
+    assert all(v == 0.0 for v in result["delta_vs_fp32"]["fp32"].values())
+    assert result["latency"]["fp32"]["speedup"] == 1.0
+    again = subprocess.run(cmd, capture_output=True, text=True)
+    assert again.returncode != 0 and "exists" in again.stderr

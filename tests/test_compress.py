@@ -359,6 +359,22 @@ def test_compress_from_python_without_a_latency_function(
     ]
     assert [s.speedup_vs_fp32 for s in result.stages] == [1.0, 2.0, 3.0]
 
+    # Under a budget the orchestration picks the best PSNR that passes, else the fastest.
+    from edgesr.pipeline.compress import pick_stage
+
+    def picked(limit_ms: float) -> tuple[str, int]:
+        budget.write_text(
+            "schema: 1\nname: t\nscale: 2\nbackend: onnxruntime\nframe: {input: 48x64}\n"
+            f"limits:\n  latency_p50: {limit_ms} ms\n"
+        )
+        stage, check, passing = pick_stage(result, check_compress_run(tmp_path / "b", budget))
+        assert (check.exit_code == 0) == (passing > 0)
+        return stage, passing
+
+    assert picked(100) == (max(result.stages, key=lambda s: s.psnr_y).stage, 3)
+    assert picked(4) == ("distilled", 1)
+    assert picked(1) == ("distilled", 0)
+
 
 def test_stage_table_splits_photos_from_synthetic_images() -> None:
     """On the embedded set (3 photos, synthetic images), the table shows the photos' Δ next to

@@ -24,25 +24,45 @@ if TYPE_CHECKING:
 
 @dataclass
 class CompressRun:
-    """A compress run and, when a budget was given, the check of its final stage."""
+    """A compress run and, when a budget was given, the check of the stage it picks: the best
+    PSNR among the stages that pass, else the fastest timed stage (to show what fails)."""
 
     result: CompressResult
     check: CheckResult | None = None
+    picked: str = ""
+    passing: int = 0
 
     @property
     def exit_code(self) -> int:
         return 0 if self.check is None else int(self.check.exit_code)
 
     def summary(self) -> str:
-        """The stage table, and the budget verdict when there is one."""
+        """The stage table, which model to pick, and the budget verdict when there is one."""
         r = self.result
-        text = f"{r.table()}\n\n{len(r.stages)} stages in {r.wall_time_s:.0f} s; manifest: {r.run_dir / 'manifest.json'}"
+        text = f"{r.table()}\n\n{r.guide()}\n\n{len(r.stages)} stages in {r.wall_time_s:.0f} s; manifest: {r.run_dir / 'manifest.json'}"
         if self.check is not None:
-            text += (
-                f"\nbudget check of the final stage ({r.stages[-1].stage}): {self.check.verdict}"
-                f"\n{self.check.table()}"
+            why = (
+                f"the best PSNR of the {self.passing} stages that pass"
+                if self.passing
+                else "no stage passes; the fastest timed one"
             )
+            text += f"\nbudget: {self.picked} ({why}): {self.check.verdict}\n{self.check.table()}"
         return text
+
+
+def pick_stage(
+    result: CompressResult, checks: Sequence[CheckResult]
+) -> tuple[str, CheckResult, int]:
+    """The stage to ship under a budget: highest PSNR among those that pass, else the fastest
+    timed stage (the one closest to passing on speed). Returns (stage, its check, number passing)."""
+    rows = list(zip(result.stages, checks, strict=True))
+    passing = [rc for rc in rows if rc[1].exit_code == 0]
+    if passing:
+        row, check = max(passing, key=lambda rc: rc[0].psnr_y)
+    else:
+        timed = [rc for rc in rows if rc[0].latency_p50_ms is not None] or rows
+        row, check = min(timed, key=lambda rc: rc[0].latency_p50_ms or 0.0)
+    return row.stage, check, len(passing)
 
 
 def ort_latency(*, size: tuple[int, int], threads: int, runs: int) -> LatencyFn:
@@ -136,5 +156,11 @@ def run_compress(
         latency=ort_latency(size=size, threads=spec.latency_threads, runs=spec.latency_runs),
         log=log,
     )
-    check = check_compress_run(out, budget_spec)[-1] if budget_spec is not None else None
-    return CompressRun(result, check)
+    if budget_spec is None:
+        return CompressRun(result)
+    stage, check, passing = pick_stage(result, check_compress_run(out, budget_spec))
+    if log is not None:
+        log(
+            f"budget {budget_spec.name}: {passing} of {len(result.stages)} stages pass; pick {stage}"
+        )
+    return CompressRun(result, check, stage, passing)
