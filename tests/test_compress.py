@@ -399,5 +399,14 @@ def test_stage_table_splits_photos_from_synthetic_images() -> None:
     assert "Δ photos" in table
     assert "| -1.90 | -0.10 |" in table  # mean over all vs the photo alone
     assert "1 photos and 2 synthetic images" in table and "val_gradient_0006" in table
+    # The front ranks by the photos: a model better on the synthetic mean but worse on photos,
+    # and slower, is not on it.
+    other = row("distilled", 28.2, 56.0)
+    for stage, ms in ((fp32, 10.0), (int8, 5.0), (other, 6.0)):
+        stage.latency_p50_ms = ms
+    result = CompressResult(run_dir=Path("."), stages=[fp32, int8, other])
+    assert other.psnr_y > int8.psnr_y
+    assert [s.stage for s in result.front()] == ["int8-ort", "fp32"]
+    assert "best PSNR on photos" in result.guide()
     # A folder of the user's own images is one kind: no split, no note.
     assert _by_kind({"a.png": 30.0, "b.png": 31.0}) == {}
