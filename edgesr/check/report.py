@@ -78,7 +78,12 @@ def plot_psnr_latency(manifest: dict[str, Any]) -> bytes:
     ax = fig.subplots()
     xs = [float(s["latency_p50_ms"]) for s in stages]
     ys = [float(s["psnr_y"]) for s in stages]
-    ax.plot(xs, ys, "-", color="#93c5fd", zorder=1)
+    # The line joins the run's speed/quality front (manifest "front"), fastest first; stages off
+    # it are points only. Older runs without a front: every stage, by latency.
+    on_front = set(manifest.get("front") or [s["stage"] for s in stages])
+    line = sorted((x, y) for s, x, y in zip(stages, xs, ys, strict=True) if s["stage"] in on_front)
+    if line:
+        ax.plot(*zip(*line, strict=True), "-", color="#93c5fd", zorder=1, label="front")
     ax.scatter(xs, ys, s=[30 + s["file_bytes"] / 2048 for s in stages], color="#2563eb", zorder=2)
     for s, x, y in zip(stages, xs, ys, strict=True):
         ax.annotate(
