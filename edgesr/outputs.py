@@ -1,4 +1,5 @@
-"""Writing results without losing earlier ones: the ``--force`` guard and atomic writes.
+"""Writing results without losing earlier ones (the ``--force`` guard, atomic writes), and
+reading edgesr's JSON results back with errors that name the file.
 
 Every command that writes a file or a run directory goes through these, so "already exists;
 pass --force" means the same everywhere and a crash never leaves half a file that looks whole.
@@ -6,13 +7,15 @@ pass --force" means the same everywhere and a crash never leaves half a file tha
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
-from edgesr.errors import ConfigError, OutputExistsError
+from edgesr.errors import ConfigError, DataError, OutputExistsError
 
 
 def refuse_existing(path: str | Path, *, force: bool, hint: str = "") -> None:
@@ -75,3 +78,15 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def read_json(path: str | Path, *, what: str) -> Any:
+    """The JSON document at ``path``; DataError naming ``what`` ("results file", ...) if the
+    file is missing or not JSON."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"{what} {path} does not exist.") from None
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{what} {path} is not readable JSON ({exc}).") from exc

@@ -1126,13 +1126,9 @@ def write_check_json(
 
 
 def load_check_json(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(f"check file {path} does not exist.") from None
-    except (OSError, ValueError) as exc:
-        raise DataError(f"check file {path} is not readable JSON ({exc}).") from exc
+    from edgesr.outputs import read_json
+
+    doc = read_json(path, what="check file")
     if (
         not isinstance(doc, dict)
         or doc.get("schema") != CHECK_SCHEMA

@@ -12,7 +12,6 @@ power (measured, or ``{"measured": false, "reason": ...}``) and the environment.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -57,14 +56,9 @@ def validate_profile(doc: Any, source: str = "profile") -> dict[str, Any]:
 
 
 def load_profile_json(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(f"results file {path} does not exist.") from None
-    except (OSError, ValueError) as exc:
-        raise DataError(f"results file {path} is not readable JSON ({exc}).") from exc
-    return validate_profile(doc, str(path))
+    from edgesr.outputs import read_json
+
+    return validate_profile(read_json(path, what="results file"), str(path))
 
 
 def identify(model: str | Path) -> dict[str, Any]:

@@ -7,6 +7,7 @@ scaffolding (:mod:`edgesr.train.run`) and do not import each other.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import TextIO
 
@@ -38,25 +39,8 @@ def train(
 
     A recipe with a ``gan`` section trains in two phases (see :mod:`edgesr.train.gan`).
     """
-    if recipe.gan is None:
-        return train_pixel(
-            recipe,
-            data,
-            out=out,
-            val=val,
-            resume=resume,
-            force=force,
-            progress=progress,
-            stream=stream,
-        )
-    return train_gan(
-        recipe,
-        data,
-        out=out,
-        val=val,
-        resume=resume,
-        force=force,
-        progress=progress,
-        stream=stream,
-        pretrain=train_pixel,
+    # A GAN recipe pre-trains with the pixel loop first, then trains adversarially.
+    loop = train_pixel if recipe.gan is None else partial(train_gan, pretrain=train_pixel)
+    return loop(
+        recipe, data, out=out, val=val, resume=resume, force=force, progress=progress, stream=stream
     )
