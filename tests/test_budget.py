@@ -402,6 +402,18 @@ def test_check_compress_run_writes_check_json(tiny: Path, tmp_path: Path) -> Non
         check_compress_run(tmp_path, budget())
 
 
+def test_check_compress_run_with_an_untimed_tensorrt_stage(tiny: Path, tmp_path: Path) -> None:
+    """A TensorRT-layout stage carries no CPU latency: its latency line is missing, not a crash."""
+    run = fake_run(tmp_path / "run", tiny)
+    manifest = json.loads((run / "manifest.json").read_text())
+    trt = {**manifest["stages"][0], "stage": "int8-qdq", "target": "tensorrt"}
+    manifest["stages"].append({**trt, "latency_p50_ms": None, "latency_p90_ms": None})
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    checks = check_compress_run(run, budget(), allow_unmeasured=["power"], write=False)
+    assert [c.subject for c in checks] == ["fp32", "int8", "int8-qdq"]
+    assert {x.key: x for x in checks[2].lines}["latency_p50"].status == "missing"
+
+
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
     """`check` in a subprocess: the real entry point, exit code and streams."""
     return subprocess.run(

@@ -684,7 +684,8 @@ def measurements_from_stage(
         scale=identity.get("scale"),
         model_size=int(row["file_bytes"]),
     )
-    if lat.get("size"):
+    # A stage compress did not time on the CPU (a TensorRT-layout model) has no latency here.
+    if lat.get("size") and row.get("latency_p50_ms") is not None:
         m.latency.append(
             LatencyRecord(
                 source="manifest.json",
