@@ -362,10 +362,10 @@ def test_compress_from_python_without_a_latency_function(
     # Under a budget the orchestration picks the best PSNR that passes, else the fastest.
     from edgesr.pipeline.compress import pick_stage
 
-    def picked(limit_ms: float) -> tuple[str, int]:
+    def picked(limit_ms: float, extra: str = "") -> tuple[str, int]:
         budget.write_text(
             "schema: 1\nname: t\nscale: 2\nbackend: onnxruntime\nframe: {input: 48x64}\n"
-            f"limits:\n  latency_p50: {limit_ms} ms\n"
+            f"limits:\n  latency_p50: {limit_ms} ms\n{extra}"
         )
         stage, check, passing = pick_stage(result, check_compress_run(tmp_path / "b", budget))
         assert (check.exit_code == 0) == (passing > 0)
@@ -374,6 +374,9 @@ def test_compress_from_python_without_a_latency_function(
     assert picked(100) == (max(result.stages, key=lambda s: s.psnr_y).stage, 3)
     assert picked(4) == ("distilled", 1)
     assert picked(1) == ("distilled", 0)
+    # p99 is not in a compress manifest: no stage passes, the best that fails nothing is picked.
+    best = max(result.stages, key=lambda s: s.psnr_y).stage
+    assert picked(100, "  latency_p99: 100 ms\n") == (best, 0)
 
 
 def test_stage_table_splits_photos_from_synthetic_images() -> None:

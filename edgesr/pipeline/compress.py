@@ -41,11 +41,12 @@ class CompressRun:
         r = self.result
         text = f"{r.table()}\n\n{r.guide()}\n\n{len(r.stages)} stages in {r.wall_time_s:.0f} s; manifest: {r.run_dir / 'manifest.json'}"
         if self.check is not None:
-            why = (
-                f"the best PSNR of the {self.passing} stages that pass"
-                if self.passing
-                else "no stage passes; the fastest timed one"
-            )
+            if self.passing:
+                why = f"the best of the {self.passing} stages that pass"
+            elif self.check.verdict != "fail":
+                why = "the best stage that fails no measured line"
+            else:
+                why = "no stage passes; the fastest timed one"
             text += f"\nbudget: {self.picked} ({why}): {self.check.verdict}\n{self.check.table()}"
         return text
 
@@ -53,12 +54,15 @@ class CompressRun:
 def pick_stage(
     result: CompressResult, checks: Sequence[CheckResult]
 ) -> tuple[str, CheckResult, int]:
-    """The stage to ship under a budget: highest PSNR among those that pass, else the fastest
-    timed stage (the one closest to passing on speed). Returns (stage, its check, number passing)."""
+    """The stage to ship under a budget: the best quality (``CompressResult.quality``) among
+    those that pass; else among those that fail no line (some only unmeasured by compress, e.g.
+    p99 or power); else the fastest timed stage, the one closest to passing on speed.
+    Returns (stage, its check, number passing)."""
     rows = list(zip(result.stages, checks, strict=True))
     passing = [rc for rc in rows if rc[1].exit_code == 0]
-    if passing:
-        row, check = max(passing, key=lambda rc: rc[0].psnr_y)
+    unfailed = [rc for rc in rows if rc[1].verdict != "fail"]
+    if passing or unfailed:
+        row, check = max(passing or unfailed, key=lambda rc: result.quality(rc[0]))
     else:
         timed = [rc for rc in rows if rc[0].latency_p50_ms is not None] or rows
         row, check = min(timed, key=lambda rc: rc[0].latency_p50_ms or 0.0)
