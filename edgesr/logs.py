@@ -147,6 +147,9 @@ def quiet_third_party(verbose: bool = False) -> Iterator[Output]:
             user_err = err_writer or real_err
             for name in NOISY_LOGGERS:
                 logging.getLogger(name).setLevel(logging.ERROR)
+            # edgesr's own warnings go on through the handler that was in place (the default
+            # printer, or a caller's recorder such as pytest.warns), onto the real stderr.
+            outer_show = warnings.showwarning
             with warnings.catch_warnings():
                 warnings.simplefilter("default")
 
@@ -164,12 +167,14 @@ def quiet_third_party(verbose: bool = False) -> Iterator[Output]:
                         and category.__module__ == "builtins"
                         and not issubclass(category, _HIDDEN_CATEGORIES)
                     )
-                    stream = user_err if mine else err_sink
+                    if mine:
+                        outer_show(message, category, filename, lineno, user_err, line)
+                        return
                     with contextlib.suppress(Exception):
-                        stream.write(
+                        err_sink.write(
                             warnings.formatwarning(message, category, filename, lineno, line)
                         )
-                        stream.flush()
+                        err_sink.flush()
 
                 warnings.showwarning = show
                 sys.stdout, sys.stderr = out_sink, err_sink
