@@ -24,8 +24,8 @@ if TYPE_CHECKING:
 
 @dataclass
 class CompressRun:
-    """A compress run and, when a budget was given, the check of the stage it picks: the best
-    PSNR among the stages that pass, else the fastest timed stage (to show what fails)."""
+    """A compress run and, when a budget was given, the check of the stage it picks
+    (:func:`pick_stage`)."""
 
     result: CompressResult
     check: CheckResult | None = None
@@ -121,7 +121,8 @@ def run_compress(
     log: Callable[[str], None] | None = None,
 ) -> CompressRun:
     """``edgesr compress``: the FP32 model (``from_``, shipped, or trained first), compressed,
-    every stage timed together at the end, and the final stage checked against ``budget``."""
+    every stage timed together at the end, every stage checked against ``budget`` (all checks in
+    ``RUN_DIR/check.json``) and the one to ship picked (:func:`pick_stage`)."""
     from edgesr.check.budget import check_compress_run, load_budget
     from edgesr.compress.calibration import load_calibration
     from edgesr.compress.stages import compress
