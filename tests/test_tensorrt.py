@@ -313,6 +313,7 @@ def test_build_scripts_fp16(tmp_path, espcn) -> None:
         "build_engine.sh",
         "espcn.fp16.onnx",
         "espcn.onnx",
+        "espcn.sidecar.json",
         "time_engine.sh",
     ]
     half = check_onnx_model(out / "espcn.fp16.onnx")
@@ -438,6 +439,174 @@ def test_jetson_build_script(tmp_path, espcn, stub_trtexec) -> None:
     assert proc.returncode == 2 and "no strongly typed" in proc.stderr
     proc, _ = stub_trtexec(script, "--onnx", str(tmp_path / "missing.onnx"))
     assert proc.returncode == 2
+
+
+# --------------------------------------------------------------------------------------------
+# The engine sidecar contract: every producer's <engine>.json is read by every consumer
+
+
+RUNTIME = REPO / "deploy" / "runtime"
+SIDECAR_MAIN = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include "internal.h"
+int main(int argc, char** argv) {
+  FILE* f = fopen(argv[1], "rb");
+  static char buf[1 << 20];
+  size_t n;
+  esr_model_meta meta;
+  esr_status st;
+  if (f == NULL || argc != 2) return 3;
+  n = fread(buf, 1, sizeof buf, f);
+  fclose(f);
+  st = esr__parse_sidecar(buf, n, &meta);
+  if (st != ESR_OK) { printf("error %d\n", (int)st); return 1; }
+  printf("%d %s\n", (int)meta.scale, meta.color == ESR_COLOR_RGB ? "rgb" : "y_bt601");
+  return 0;
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def c_sidecar_parser(tmp_path_factory):
+    """libedgesr's own sidecar parser (deploy/runtime/src/meta.c, what the TensorRT backend
+    calls) compiled into a tiny program: the backend itself needs TensorRT and CUDA."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler (cc) to build libedgesr's sidecar parser")
+    out = tmp_path_factory.mktemp("csidecar")
+    (out / "main.c").write_text(SIDECAR_MAIN)
+    exe = out / "parse_sidecar"
+    proc = subprocess.run(
+        [
+            cc, "-std=c99", "-Wall", "-Werror", f"-I{RUNTIME / 'src'}",
+            f"-I{RUNTIME / 'include'}", str(out / "main.c"), str(RUNTIME / "src" / "meta.c"),
+            str(RUNTIME / "tests" / "fuzz_fail_stub.c"), "-o", str(exe),
+        ],
+        capture_output=True,
+        text=True,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+
+    def parse(path: Path) -> str:
+        res = subprocess.run([str(exe), str(path)], capture_output=True, text=True)
+        return res.stdout.strip()
+
+    return parse
+
+
+def assert_sidecar_contract(engine: Path, c_parse, *, scale: int, color: str, precision: str):
+    """``<engine>.json`` has the contract keys and both consumers read scale and colour."""
+    from edgesr.profile.minimal import SIDECAR_KEYS, engine_sidecar, read_engine_metadata
+
+    sidecar = engine_sidecar(engine)
+    assert sidecar == engine.with_name(engine.name + ".json") and sidecar.is_file()
+    data = json.loads(sidecar.read_text())
+    assert set(SIDECAR_KEYS) <= set(data), data.keys()
+    assert data["scale"] == scale and type(data["scale"]) is int and data["color"] == color
+    assert data["precision"] == precision and data["recipe"] == data["metadata"]["edgesr.recipe"]
+    assert len(data["onnx_sha256"]) == 64 and data["metadata"]["edgesr.scale"] == str(scale)
+    meta = read_engine_metadata(engine)
+    assert meta["edgesr.scale"] == str(scale) and meta["edgesr.color"] == color
+    assert meta["edgesr.precision"] == precision
+    assert meta["edgesr.source_sha256"] == data["onnx_sha256"]
+    assert c_parse(sidecar) == f"{scale} {color}"
+    return data
+
+
+def test_c_parser_and_minimal_agree_on_sidecars(tmp_path, c_sidecar_parser) -> None:
+    from edgesr.profile.minimal import ModelLoadError, engine_sidecar_dict, read_engine_metadata
+
+    meta = {"edgesr.scale": "3", "edgesr.color": "rgb", "edgesr.recipe": "r"}
+    engine = tmp_path / "m.plan"
+    engine.write_bytes(b"plan")
+    sidecar = tmp_path / "m.plan.json"
+    sidecar.write_text(json.dumps(engine_sidecar_dict(meta, precision="fp16")))
+    assert c_sidecar_parser(sidecar) == "3 rgb"
+    assert read_engine_metadata(engine)["edgesr.scale"] == "3"
+    sidecar.write_text('{"scale": 2, "color": "y_bt601"}')  # the flat form edgesr.h documents
+    assert c_sidecar_parser(sidecar) == "2 y_bt601"
+    assert read_engine_metadata(engine)["edgesr.color"] == "y_bt601"
+    sidecar.write_text(json.dumps({"metadata": meta, "precision": "fp32"}))  # before the fix
+    assert c_sidecar_parser(sidecar).startswith("error")
+    for bad in ({"edgesr.scale": "4"}, {"edgesr.scale": "x", "edgesr.color": "rgb"}):
+        with pytest.raises(ModelLoadError):
+            engine_sidecar_dict(bad, precision="fp32")
+
+
+def test_build_engine_sidecar_contract(tmp_path, espcn, monkeypatch, c_sidecar_parser) -> None:
+    """build_engine's sidecar, with TensorRT itself faked (the build is not what is tested)."""
+    import types
+
+    from edgesr.export import tensorrt_build as tb
+
+    fake = types.SimpleNamespace(
+        __name__="tensorrt",
+        __version__="10.3.0",
+        NetworkDefinitionCreationFlag=types.SimpleNamespace(STRONGLY_TYPED=0),
+    )
+    monkeypatch.setattr(tb, "load_tensorrt", lambda builder=None: fake)
+    monkeypatch.setattr(tb, "_trt_build", lambda *a, **k: (b"plan", 0.5, None))
+    rgb = export(tmp_path, "anchornet", "rgb")
+    for onnx_path, color in ((espcn, "y_bt601"), (rgb, "rgb")):
+        engine = tmp_path / f"{onnx_path.stem}.engine"
+        report = build_engine(onnx_path, engine, precision="fp32")
+        data = assert_sidecar_contract(
+            engine, c_sidecar_parser, scale=4, color=color, precision="fp32"
+        )
+        assert data["engine_sha256"] == report.engine_sha256 and data["builder"] == "tensorrt"
+
+
+def test_device_script_writes_sidecar(tmp_path, espcn, stub_trtexec, c_sidecar_parser) -> None:
+    out = tmp_path / "device"
+    scripts = write_trt_build_script(espcn, out, profiles=[(270, 480), (135, 240)])
+    assert Path(scripts.sidecar) == out / "espcn.sidecar.json"
+    for version in ("100300", "8502"):
+        for engine in scripts.engines:
+            (out / engine).unlink(missing_ok=True)
+            (out / f"{engine}.json").unlink(missing_ok=True)
+        proc, _ = stub_trtexec(out / "build_engine.sh", version=version)
+        assert proc.returncode == 0, proc.stderr
+        for engine in scripts.engines:
+            assert_sidecar_contract(
+                out / engine, c_sidecar_parser, scale=4, color="y_bt601", precision="fp16"
+            )
+    assert not list(out.glob("*.tmp"))
+    (out / "espcn.sidecar.json").unlink()
+    proc, args = stub_trtexec(out / "build_engine.sh")
+    assert proc.returncode == 1 and "sidecar.json is missing" in proc.stderr
+    assert not any(a.startswith("--saveEngine") for a in args)  # refused before the build
+
+
+def test_jetson_script_writes_sidecar(tmp_path, espcn, stub_trtexec, c_sidecar_parser) -> None:
+    script = JETSON / "build_engine.sh"
+    # From the ONNX metadata (python3 + onnx): no sidecar beside this ONNX.
+    engine = tmp_path / "e.engine"
+    proc, _ = stub_trtexec(script, "--onnx", str(espcn), "--engine", str(engine))
+    assert proc.returncode == 0, proc.stderr
+    assert_sidecar_contract(engine, c_sidecar_parser, scale=4, color="y_bt601", precision="fp32")
+    # The sidecar edgesr export wrote into device/, for MODEL.onnx and MODEL.fp16.onnx.
+    out = tmp_path / "device"
+    write_trt_build_script(espcn, out, profiles=[(270, 480)])
+    for name in ("espcn.onnx", "espcn.fp16.onnx"):
+        engine = tmp_path / f"{name}.plan"
+        proc, _ = stub_trtexec(script, "--onnx", str(out / name), "--engine", str(engine))
+        assert proc.returncode == 0, proc.stderr
+        data = assert_sidecar_contract(
+            engine, c_sidecar_parser, scale=4, color="y_bt601", precision="fp16"
+        )
+        assert data == json.loads((out / "espcn.sidecar.json").read_text())
+    # No edgesr metadata: refused before trtexec runs, nothing left behind.
+    bare = load_onnx(espcn)
+    del bare.metadata_props[:]
+    onnx.save(bare, tmp_path / "bare.onnx")
+    engine = tmp_path / "bare.engine"
+    proc, args = stub_trtexec(
+        script, "--onnx", str(tmp_path / "bare.onnx"), "--engine", str(engine)
+    )
+    assert proc.returncode == 2 and "edgesr.scale" in proc.stderr
+    assert not any(a.startswith("--saveEngine") for a in args)
+    assert not engine.exists() and not list(tmp_path.glob("bare.engine.json*"))
 
 
 def test_jetson_time_script(tmp_path, stub_trtexec) -> None:

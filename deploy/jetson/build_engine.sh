@@ -4,6 +4,7 @@
 #   ./build_engine.sh --onnx espcn_x4.onnx [--engine espcn_x4.engine] [--precision typed]
 #                     [--channels 1] [--min 1x1x16x16 --opt 1x1x270x480 --max 1x1x270x480]
 #                     [--cache timing.cache] [--workspace 1024] [--fp32-layers a,b]
+#                     [--sidecar model.sidecar.json]
 #
 # --precision (default typed):
 #   typed     strongly typed: the ONNX decides every layer's precision. Use it for the Q/DQ INT8
@@ -15,6 +16,10 @@
 #   fp32      FP32 with TF32 off.
 # Shapes are for the input tensor `lr` (LR frames: 270x480 gives 1080p at x4); the defaults use
 # --channels (1 for Y models, 3 for RGB). The timing cache makes rebuilds fast; keep it per device.
+# Next to the plan goes ENGINE.json, the sidecar libedgesr and edgesr read the scale and colour
+# from (a plan has no metadata): --sidecar FILE, else the MODEL.sidecar.json that
+# `edgesr export --target tensorrt` writes beside the ONNX (for MODEL.onnx and MODEL.fp16.onnx),
+# else one made from the ONNX's edgesr metadata with python3 and the onnx package.
 # `edgesr export --target tensorrt` also writes a build_engine.sh with the exact values for one
 # model; this one is the general tool.
 set -euo pipefail
@@ -22,7 +27,7 @@ set -euo pipefail
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit "${1:-0}"; }
 
 ONNX="" ENGINE="" PRECISION="typed" CHANNELS=1 MIN="" OPT="" MAX="" CACHE="timing.cache"
-WORKSPACE=1024 FP32_LAYERS="" INPUT="lr"
+WORKSPACE=1024 FP32_LAYERS="" INPUT="lr" SIDECAR=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --onnx) ONNX="$2"; shift 2 ;;
@@ -36,6 +41,7 @@ while [ $# -gt 0 ]; do
     --workspace) WORKSPACE="$2"; shift 2 ;;
     --fp32-layers) FP32_LAYERS="$2"; shift 2 ;;
     --input) INPUT="$2"; shift 2 ;;
+    --sidecar) SIDECAR="$2"; shift 2 ;;
     -h|--help) usage 0 ;;
     *) echo "unknown option: $1" >&2; usage 2 ;;
   esac
@@ -83,6 +89,46 @@ case "$PRECISION" in
 esac
 if [ "$version" -ge 8600 ]; then flags+=(--skipInference); else flags+=(--buildOnly); fi
 
+# The sidecar is made before the build, so that a model without edgesr metadata fails fast.
+sidecar_tmp="$ENGINE.json.tmp"
+trap 'rm -f -- "$sidecar_tmp"' EXIT
+if [ -z "$SIDECAR" ]; then
+  base="${ONNX%.onnx}"
+  for candidate in "$base.sidecar.json" "${base%.fp16}.sidecar.json"; do
+    if [ -f "$candidate" ]; then SIDECAR="$candidate"; break; fi
+  done
+fi
+if [ -n "$SIDECAR" ]; then
+  [ -s "$SIDECAR" ] || { echo "sidecar $SIDECAR does not exist or is empty" >&2; exit 2; }
+  cp -- "$SIDECAR" "$sidecar_tmp"
+elif ! python3 - "$ONNX" "$PRECISION" > "$sidecar_tmp" <<'PY'
+# The sidecar format of edgesr.profile.minimal.engine_sidecar_dict, from the ONNX metadata.
+import hashlib
+import json
+import sys
+
+import onnx
+
+path, precision = sys.argv[1], sys.argv[2]
+meta = {p.key: p.value for p in onnx.load(path, load_external_data=False).metadata_props}
+scale, color = meta.get("edgesr.scale", ""), meta.get("edgesr.color", "")
+color = {"y": "y_bt601"}.get(color, color)
+if not (scale.isdigit() and 1 <= int(scale) <= 16) or color not in ("y_bt601", "rgb"):
+    sys.exit(f"{path}: no usable edgesr.scale/edgesr.color metadata ({scale!r}, {color!r})")
+if precision == "typed":
+    precision = meta.get("edgesr.precision", precision)
+with open(path, "rb") as f:
+    sha = hashlib.sha256(f.read()).hexdigest()
+sidecar = {"scale": int(scale), "color": color, "precision": precision,
+           "recipe": meta.get("edgesr.recipe", ""), "onnx_sha256": sha, "metadata": meta}
+print(json.dumps(sidecar, indent=2))
+PY
+then
+  echo "cannot make $ENGINE.json (scale, color) for $ONNX: pass --sidecar FILE, keep the" \
+    "*.sidecar.json edgesr export wrote next to the ONNX, or install python3 with onnx" >&2
+  exit 2
+fi
+
 echo "TensorRT $version, $TRTEXEC"
 echo "building $ENGINE from $ONNX: $PRECISION, $INPUT min $MIN opt $OPT max $MAX"
 set -x
@@ -91,4 +137,6 @@ set -x
   --memPoolSize="workspace:$WORKSPACE" --timingCacheFile="$CACHE" "${flags[@]}"
 set +x
 [ -s "$ENGINE" ] || { echo "trtexec reported success but $ENGINE is empty" >&2; exit 1; }
+mv -f -- "$sidecar_tmp" "$ENGINE.json"
+echo "sidecar: $ENGINE.json"
 echo "engine: $ENGINE ($(du -h "$ENGINE" | cut -f1)); time it with: $(dirname "$0")/time_engine.sh $ENGINE $OPT"

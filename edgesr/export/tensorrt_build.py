@@ -55,6 +55,7 @@ from edgesr.export.onnx_export import (
     verification_inputs,
 )
 from edgesr.modelio import atomic_write_bytes
+from edgesr.profile.minimal import SIDECAR_KEYS, engine_sidecar_dict
 
 if TYPE_CHECKING:
     import onnx
@@ -471,9 +472,20 @@ def _lint_or_raise(path: Path) -> list[str]:
 # Engine build
 
 
+def write_engine_sidecar(path: str | Path, sidecar: dict[str, Any]) -> Path:
+    """Write an engine sidecar (``<engine>.json``, or the ``<model>.sidecar.json`` template the
+    device scripts copy next to each plan) atomically; the format is
+    :func:`edgesr.profile.minimal.engine_sidecar_dict`'s (:data:`SIDECAR_KEYS`)."""
+    path = Path(path)
+    atomic_write_bytes(path, (json.dumps(sidecar, indent=2) + "\n").encode())
+    return path
+
+
 @dataclass
 class EngineReport:
-    """What :func:`build_engine` built; ``to_dict`` is the JSON sidecar."""
+    """What :func:`build_engine` built; ``to_dict`` is the JSON sidecar: the
+    :func:`~edgesr.profile.minimal.engine_sidecar_dict` keys first (top-level ``scale`` and
+    ``color``, which libedgesr's TensorRT backend reads), then this report."""
 
     engine_path: str
     sidecar_path: str
@@ -499,7 +511,10 @@ class EngineReport:
     edgesr_version: str = __version__
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        contract = engine_sidecar_dict(
+            self.metadata, precision=self.precision, onnx_sha256=self.onnx_sha256
+        )
+        return {**contract, **dataclasses.asdict(self)}
 
 
 def build_engine(
@@ -594,7 +609,7 @@ def build_engine(
         metadata=info.metadata,
         created_utc=datetime.now(UTC).isoformat(timespec="seconds"),
     )
-    atomic_write_bytes(sidecar, (json.dumps(report.to_dict(), indent=2) + "\n").encode())
+    write_engine_sidecar(sidecar, report.to_dict())
     return report
 
 
@@ -768,6 +783,8 @@ class BuildScripts:
     profiles: list[dict[str, list[int]]]
     fp32_nodes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: ``<model>.sidecar.json``: build_engine.sh copies it next to each plan as ``<plan>.json``.
+    sidecar: str = ""
 
     def message(self) -> str:
         return (
@@ -808,13 +825,21 @@ def write_trt_build_script(
     if isinstance(workspace_mb, bool) or not isinstance(workspace_mb, int) or workspace_mb < 1:
         raise ConfigError(f"workspace_mb must be a positive integer, got {workspace_mb!r}.")
     build_sh, time_sh = out_dir / "build_engine.sh", out_dir / "time_engine.sh"
-    for out in (build_sh, time_sh):
+    sidecar_path = out_dir / f"{onnx_path.stem}.sidecar.json"
+    for out in (build_sh, time_sh, sidecar_path):
         _check_output(out, force=force)
 
     src = out_dir / onnx_path.name
     if src.resolve() != onnx_path.resolve():
         _check_output(src, force=force)
         atomic_write_bytes(src, onnx_path.read_bytes())
+    # The engine sidecar every plan this script builds gets (the C runtime needs scale/color).
+    write_engine_sidecar(
+        sidecar_path,
+        engine_sidecar_dict(
+            info.metadata, precision=precision, onnx_sha256=_sha256(src.read_bytes())
+        ),
+    )
     onnx_files = [src.name]
     typed_onnx, fp32_nodes = src.name, []
     if precision == "fp16" and not info.has_fp16:
@@ -840,6 +865,7 @@ def write_trt_build_script(
         fp32_nodes,
         timing_cache,
         workspace_mb,
+        sidecar_path.name,
     )
     timing = _time_script(engines, profs)
     for path, text in ((build_sh, build), (time_sh, timing)):
@@ -855,6 +881,7 @@ def write_trt_build_script(
         profiles=[p.to_dict() for p in profs],
         fp32_nodes=list(fp32_nodes),
         warnings=warnings,
+        sidecar=str(sidecar_path),
     )
 
 
@@ -881,6 +908,7 @@ def _build_script(
     fp32_nodes: Sequence[str],
     timing_cache: str,
     workspace_mb: int,
+    sidecar: str,
 ) -> str:
     q = shlex.quote
     what = f"{info.arch} x{info.scale} ({info.color}), {precision}, from {fp32_onnx}"
@@ -900,6 +928,9 @@ def _build_script(
         "fi",
         'if [ "$version" -ge 10000 ]; then major=$((version / 10000)); else major=$((version / 1000)); fi',
         'echo "trtexec: $TRTEXEC (TensorRT $major, $version)"',
+        "# Each plan gets <plan>.json (scale, color, ...): a plan has no metadata, and libedgesr",
+        "# and edgesr refuse a plan without its sidecar.",
+        f"test -s {q(sidecar)} || {{ echo {q(f'{sidecar} is missing; re-run edgesr export')} >&2; exit 1; }}",
         "",
     ]
     typed_flags = ["--stronglyTyped"] + (["--noTF32"] if precision == "fp32" else [])
@@ -939,6 +970,7 @@ def _build_script(
             f'  "$TRTEXEC" {legacy_cmd} "$only"',
             "fi",
             f"test -s {q(engine)} || {{ echo {q(f'trtexec reported success but {engine} is empty')} >&2; exit 1; }}",
+            f"cp -- {q(sidecar)} {q(engine + '.json.tmp')} && mv -f -- {q(engine + '.json.tmp')} {q(engine + '.json')}",
             "",
         ]
     lines.append(f"echo {q('done; time it with ./time_engine.sh')}")
@@ -977,6 +1009,7 @@ __all__ = [
     "TRT_MODULES",
     "BuildScripts",
     "CompatIssue",
+    "SIDECAR_KEYS",
     "EngineReport",
     "Profile",
     "build_engine",
@@ -987,5 +1020,6 @@ __all__ = [
     "normalize_profiles",
     "resolve_precision",
     "tensorrt_available",
+    "write_engine_sidecar",
     "write_trt_build_script",
 ]

@@ -211,10 +211,57 @@ def engine_sidecar(path: str | Path) -> Path:
     return path.with_name(path.name + ".json")
 
 
+#: The ``<engine>.json`` sidecar contract, shared by every producer (``build_engine``, the
+#: generated ``device/build_engine.sh``, ``deploy/jetson/build_engine.sh``) and consumer (this
+#: file, libedgesr's TensorRT backend, ``deploy/runtime/src/meta.c``): a JSON object whose
+#: top-level ``scale`` (int 1..16) and ``color`` (``y_bt601`` | ``rgb``) are required, with
+#: ``precision``, ``recipe``, ``onnx_sha256`` (when known) and the source ONNX's full
+#: ``metadata`` map beside them. Producers may add keys; consumers ignore the ones they do not
+#: know.
+SIDECAR_KEYS = ("scale", "color", "precision", "recipe", "onnx_sha256", "metadata")
+SIDECAR_COLORS = ("y_bt601", "rgb")
+SIDECAR_MAX_SCALE = 16  # ESR_MAX_SCALE in deploy/runtime/src/internal.h
+
+
+def engine_sidecar_dict(
+    metadata: dict[str, str], *, precision: str, onnx_sha256: str | None = None
+) -> dict[str, Any]:
+    """The sidecar (see :data:`SIDECAR_KEYS`) of an engine built from an ONNX file with
+    ``metadata`` (its ``metadata_props``) in ``precision``; ModelLoadError if the ONNX lacks a
+    usable ``edgesr.scale`` / ``edgesr.color`` (an engine without them would be refused)."""
+    meta = {str(k): str(v) for k, v in metadata.items()}
+    scale_text = meta.get("edgesr.scale", "")
+    if not (scale_text.isdigit() and 1 <= int(scale_text) <= SIDECAR_MAX_SCALE):
+        raise ModelLoadError(
+            f"edgesr.scale {scale_text!r} is not an integer in 1..{SIDECAR_MAX_SCALE}; "
+            "export the ONNX with `edgesr export`."
+        )
+    color = {"y": "y_bt601"}.get(meta.get("edgesr.color", ""), meta.get("edgesr.color", ""))
+    if color not in SIDECAR_COLORS:
+        raise ModelLoadError(
+            f"edgesr.color {meta.get('edgesr.color', '')!r} is not one of "
+            f"{', '.join(SIDECAR_COLORS)}; export the ONNX with `edgesr export`."
+        )
+    out: dict[str, Any] = {
+        "scale": int(scale_text),
+        "color": color,
+        "precision": str(precision),
+        "recipe": meta.get("edgesr.recipe", ""),
+    }
+    if onnx_sha256:
+        out["onnx_sha256"] = str(onnx_sha256)
+    out["metadata"] = meta
+    return out
+
+
 def read_engine_metadata(path: str | Path) -> dict[str, str]:
     """``edgesr.*`` metadata of a TensorRT engine from the JSON sidecar the engine builder
     writes beside it (empty if none): the source ONNX's metadata, with the engine's own
-    precision and the sha256 of the ONNX it was built from as ``edgesr.source_sha256``."""
+    precision and the sha256 of the ONNX it was built from as ``edgesr.source_sha256``.
+
+    Reads the :data:`SIDECAR_KEYS` format (top-level ``scale``/``color``/``recipe`` win over
+    the ``metadata`` copy, as they are what libedgesr reads), older sidecars with only
+    ``metadata`` and flat ``{"scale": 4, "color": "y_bt601"}`` ones."""
     sidecar = engine_sidecar(path)
     if not sidecar.is_file():
         return {}
@@ -231,6 +278,10 @@ def read_engine_metadata(path: str | Path) -> dict[str, str]:
         meta["edgesr.source_sha256"] = source
     if isinstance(raw.get("precision"), str):  # what the engine runs in, not the ONNX
         meta["edgesr.precision"] = raw["precision"]
+    for key in ("scale", "color", "recipe"):
+        value = raw.get(key)
+        if isinstance(value, (int, str)) and not isinstance(value, bool) and str(value):
+            meta[f"edgesr.{key}"] = str(value)
     return {str(k): str(v) for k, v in meta.items() if not isinstance(v, (dict, list))}
 
 
