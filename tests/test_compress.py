@@ -279,6 +279,19 @@ def test_compress_end_to_end(tmp_path: Path, trained: Path, images: Path, int8_p
     assert proc.returncode == 0, proc.stderr
     assert (exp / "espcn_x2.pruned-int8-ort.onnx").is_file()
 
+    # ... and the TensorRT target takes its Q/DQ model: zero points as constants, a device
+    # build script with its sidecar, and an engine where a TensorRT-family builder is installed.
+    trt = tmp_path / "export-trt"
+    proc = run(
+        "export", "--recipe", "espcn_x2", "--from", str(out), "--target", "tensorrt",
+        "--out", str(trt),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    qdq = onnx.load(str(trt / "espcn_x2.pruned-int8-qdq.onnx"))
+    assert "Identity" not in {n.op_type for n in qdq.graph.node}
+    sidecar = json.loads((trt / "device" / "espcn_x2.pruned-int8-qdq.sidecar.json").read_text())
+    assert (sidecar["scale"], sidecar["color"]) == (2, "y_bt601")
+
 
 def test_compress_mixed_precision_keeps_chosen_convs_float(
     tmp_path: Path, trained: Path, images: Path, int8_paths

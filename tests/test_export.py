@@ -586,3 +586,56 @@ def test_import_is_lazy() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
+
+
+def test_fold_constant_identities_keeps_the_outputs(tmp_path) -> None:
+    """Zero points routed through Identity (as torch exports some Q/DQ) become constants, and
+    the model computes exactly the same."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from edgesr.export.onnx_passes import fold_constant_identities
+
+    scale = numpy_helper.from_array(np.array(0.02, np.float32), "s")
+    zp = numpy_helper.from_array(np.array(0, np.int8), "zp")
+    graph = helper.make_graph(
+        [
+            helper.make_node("Identity", ["zp"], ["zp_id"]),
+            helper.make_node("QuantizeLinear", ["x", "s", "zp_id"], ["q"]),
+            helper.make_node("DequantizeLinear", ["q", "s", "zp_id"], ["y"]),
+        ],
+        "qdq",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+        initializer=[scale, zp],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    x = np.array([[0.013, -0.5, 1.0, 3.0]], np.float32)
+    before = ort.InferenceSession(model.SerializeToString()).run(None, {"x": x})[0]
+    assert fold_constant_identities(model) == 1
+    assert [n.op_type for n in model.graph.node] == ["QuantizeLinear", "DequantizeLinear"]
+    assert "zp_id" in {t.name for t in model.graph.initializer}
+    onnx.checker.check_model(model)
+    after = ort.InferenceSession(model.SerializeToString()).run(None, {"x": x})[0]
+    np.testing.assert_array_equal(before, after)
+    assert fold_constant_identities(model) == 0
+
+
+def test_failed_export_of_a_compress_run_leaves_nothing(tmp_path) -> None:
+    """A stage model TensorRT cannot take: export fails with a clear error and the output
+    folder holds nothing that looks like an export."""
+    from edgesr.export.stage import export
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "bad.onnx").write_bytes(b"not an onnx model")
+    stage = {"stage": "pruned-int8-qdq", "onnx": "bad.onnx", "psnr_y": 30.0}
+    (run / "manifest.json").write_text(json.dumps({"stages": [stage]}))
+    out = tmp_path / "out"
+    with pytest.raises((ModelError, DataError)):
+        export(load_recipe("espcn_x4"), target="tensorrt", out=out, from_=run)
+    assert not out.exists()
+    out.mkdir()
+    with pytest.raises((ModelError, DataError)):
+        export(load_recipe("espcn_x4"), target="tensorrt", out=out, from_=run)
+    assert out.is_dir() and not list(out.iterdir())

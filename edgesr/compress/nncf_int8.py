@@ -423,6 +423,7 @@ def export_qdq_onnx(
     )
     path = export_float_onnx(stripped, path, scale=scale, color=color)
     proto = onnx.load(str(path))
+    onnx_passes.fold_constant_identities(proto)  # zero points as constants, for TensorRT
     layout = _qdq_layout(proto)
     if require_int8_activations and layout["activation_types"] - {"int8"}:
         path.unlink()

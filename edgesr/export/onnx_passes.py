@@ -55,6 +55,25 @@ def copy_metadata(
     onnx.save(proto, str(dst))
 
 
+def fold_constant_identities(proto: Any) -> int:
+    """Replace each Identity of an initializer with an initializer of the Identity's output name.
+
+    The torch exporter routes some Q/DQ zero points through Identity nodes; TensorRT's parser
+    wants scales and zero points as constants. Returns how many were folded.
+    """
+    inits = {t.name: t for t in proto.graph.initializer}
+    folded = []
+    for node in proto.graph.node:
+        if node.op_type == "Identity" and node.input[0] in inits:
+            tensor = copy.deepcopy(inits[node.input[0]])
+            tensor.name = node.output[0]
+            proto.graph.initializer.append(tensor)
+            folded.append(node)
+    for node in folded:
+        proto.graph.node.remove(node)
+    return len(folded)
+
+
 def ort_graph_ops(
     onnx_path: str | os.PathLike, *, threads: int = 1, level: str = "all"
 ) -> Counter[str]:

@@ -57,9 +57,6 @@ def export(
     force: bool = False,
 ) -> ExportResult:
     """Export for ``target`` into ``out``; see the module docstring."""
-    from edgesr.export.onnx_export import check_onnx_model, export_onnx, write_export_report
-    from edgesr.modelio import load_model, load_pretrained
-
     if target not in TARGETS:
         raise ConfigError(f"unknown --target '{target}'; use one of: {', '.join(TARGETS)}.")
     out = Path(out)
@@ -68,7 +65,34 @@ def export(
         raise ModelError(
             f"--from {source} does not exist; pass a checkpoint, a train/compress run directory or an .onnx file."
         )
+    existed = out.exists()
     prepare_out_dir(out, force=force)
+    try:
+        return _export_into(recipe, target=target, out=out, source=source, sizes=sizes)
+    except BaseException:
+        # Nothing half-written may stay behind looking like an export: out was empty (or new).
+        if existed:
+            for child in out.iterdir():
+                if child.is_dir():
+                    shutil.rmtree(child)
+                else:
+                    child.unlink()
+        else:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+def _export_into(
+    recipe: Any,
+    *,
+    target: str,
+    out: Path,
+    source: Path | None,
+    sizes: list[tuple[int, int]] | None,
+) -> ExportResult:
+    from edgesr.export.onnx_export import check_onnx_model, export_onnx, write_export_report
+    from edgesr.modelio import load_model, load_pretrained
+
     result = ExportResult(out_dir=out, target=target)
 
     onnx_path: Path
@@ -77,6 +101,8 @@ def export(
         picked, stage = _compress_stage(source, target)
         onnx_path = out / f"{recipe.name}.{stage['stage']}.onnx"
         shutil.copyfile(picked, onnx_path)
+        if target == "tensorrt":
+            _constant_zero_points(onnx_path)
         result.messages.append(
             f"took stage '{stage['stage']}' of {source} (PSNR-Y {stage['psnr_y']:.2f} dB on its eval set)"
         )
@@ -132,6 +158,19 @@ def export(
         else:
             result.messages.append(scripts.message())
     return result
+
+
+def _constant_zero_points(path: Path) -> None:
+    """Runs compressed before edgesr folded them route Q/DQ zero points through Identity nodes,
+    which TensorRT's parser does not take as constants: fold them in the copy."""
+    import onnx
+
+    from edgesr.export.onnx_export import load_onnx
+    from edgesr.export.onnx_passes import fold_constant_identities
+
+    proto = load_onnx(path)  # ModelError, naming the file, if it is not ONNX
+    if fold_constant_identities(proto):
+        onnx.save(proto, str(path))
 
 
 def _default_frame(scale: int) -> tuple[int, int]:
