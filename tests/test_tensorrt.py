@@ -345,7 +345,8 @@ def test_build_scripts_int8_and_several_profiles(tmp_path, espcn_int8) -> None:
         "espcn_int8_int8-qdq_180x320.engine",
     ]
     build = Path(scripts.build_script).read_text()
-    assert build.count("--stronglyTyped") == 2 and "--int8" in build and "--fp16" not in build
+    # TensorRT >= 10: strongly typed; 8.x: --int8 with --fp16 beside it (float layers in FP16).
+    assert build.count("--stronglyTyped") == 2 and build.count("--int8 --fp16") == 2
 
 
 def test_scripts_need_no_tensorrt(tmp_path, espcn) -> None:
@@ -437,6 +438,12 @@ def test_jetson_build_script(tmp_path, espcn, stub_trtexec) -> None:
     assert proc.returncode == 2 and "removed --fp16" in proc.stderr
     proc, _ = stub_trtexec(script, "--onnx", str(espcn), "--precision", "typed", version="8502")
     assert proc.returncode == 2 and "no strongly typed" in proc.stderr
+    proc, args = stub_trtexec(
+        script, "--onnx", str(espcn), "--precision", "int8-qdq", "--engine",
+        str(tmp_path / "q.engine"), version="8502",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "--int8" in args and "--fp16" in args and "--stronglyTyped" not in args
     proc, _ = stub_trtexec(script, "--onnx", str(tmp_path / "missing.onnx"))
     assert proc.returncode == 2
 

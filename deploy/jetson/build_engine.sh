@@ -10,7 +10,7 @@
 #   typed     strongly typed: the ONNX decides every layer's precision. Use it for the Q/DQ INT8
 #             ONNX and for the *.fp16.onnx that `edgesr export --target tensorrt` writes (FP16
 #             with FP32 fallback for overflowing layers). TensorRT >= 10 (JetPack 6.1+).
-#   int8-qdq  a Q/DQ ONNX: strongly typed on TensorRT >= 10, --int8 on 8.x (JetPack 5/6.0).
+#   int8-qdq  a Q/DQ ONNX: strongly typed on TensorRT >= 10, --int8 --fp16 on 8.x (JetPack 5/6.0).
 #   fp16      the FP32 ONNX with --fp16 (TensorRT 8.x-10.x; gone in 11). --fp32-layers pins the
 #             named ONNX nodes to FP32 (--precisionConstraints=obey).
 #   fp32      FP32 with TF32 off.
@@ -69,7 +69,9 @@ case "$PRECISION" in
     if [ "$major" -ge 10 ]; then
       flags+=(--stronglyTyped)
     elif [ "$PRECISION" = int8-qdq ]; then
-      flags+=(--int8)
+      # --int8 makes 8.x honour the Q/DQ nodes; --fp16 lets the layers left in float (e.g. the
+      # first conv of edgesr's int8-qdq) run in FP16 instead of FP32.
+      flags+=(--int8 --fp16)
     else
       echo "TensorRT $version has no strongly typed networks; use --precision fp16 or int8-qdq" >&2
       exit 2

@@ -935,7 +935,9 @@ def _build_script(
     ]
     typed_flags = ["--stronglyTyped"] + (["--noTF32"] if precision == "fp32" else [])
     if precision == "int8-qdq":
-        legacy_flags = ["--int8"]  # TensorRT 8.x needs it to honour Q/DQ
+        # TensorRT 8.x needs --int8 to honour Q/DQ, and --fp16 so that the layers left in float
+        # (the first conv of edgesr's int8-qdq) run in FP16 rather than FP32.
+        legacy_flags = ["--int8", "--fp16"]
     elif precision == "fp16":
         legacy_flags = ["--fp16"]
         if fp32_nodes:
