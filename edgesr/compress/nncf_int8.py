@@ -445,11 +445,14 @@ def export_qdq_onnx(
 
 
 def _qdq_layout(proto: Any) -> dict[str, Any]:
-    """What the QuantizeLinear nodes of a graph quantize: weights (initializers) vs activations."""
+    """What the QuantizeLinear nodes of a graph quantize: weights (initializers) vs activations.
+
+    Zero points are read from initializers and Constant nodes: export_qdq_onnx folds the
+    Identity nodes torch puts in front of some (onnx_passes.fold_constant_identities) first.
+    """
     import onnx
 
     inits = {i.name for i in proto.graph.initializer}
-    consts = {n.output[0]: n for n in proto.graph.node if n.op_type in ("Constant", "Identity")}
     zp_type: dict[str, str] = {}
     for init in proto.graph.initializer:
         zp_type[init.name] = onnx.helper.tensor_dtype_to_np_dtype(init.data_type).name
@@ -458,9 +461,6 @@ def _qdq_layout(proto: Any) -> dict[str, Any]:
             zp_type[node.output[0]] = onnx.helper.tensor_dtype_to_np_dtype(
                 node.attribute[0].t.data_type
             ).name
-    for name, node in consts.items():
-        if node.op_type == "Identity" and node.input[0] in zp_type:
-            zp_type[name] = zp_type[node.input[0]]
     weights, acts = 0, set()
     for node in proto.graph.node:
         if node.op_type != "QuantizeLinear":
