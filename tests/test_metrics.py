@@ -13,6 +13,7 @@ from edgesr.metrics import (
     calculate_psnr_torch,
     calculate_ssim,
     calculate_ssim_torch,
+    periodic_grid_db,
 )
 
 
@@ -140,3 +141,54 @@ def test_bad_options():
     t = torch.zeros(1, 3, 20, 20)
     with pytest.raises(DataError, match="11x11"):
         calculate_ssim_torch(t, t, crop_border=5)
+
+
+def _photo_like(size: int = 256, seed: int = 0) -> np.ndarray:
+    """A 1/f ("pink") random field: the smooth, decaying spectrum of natural photos."""
+    rng = np.random.default_rng(seed)
+    fy = np.fft.fftfreq(size)[:, None]
+    fx = np.fft.fftfreq(size)[None, :]
+    amp = 1.0 / np.maximum(np.hypot(fy, fx), 1.0 / size)
+    field = np.fft.ifft2(amp * np.exp(2j * np.pi * rng.random((size, size)))).real
+    return (field - field.min()) / np.ptp(field)
+
+
+def _grid(size: int, period: int, amplitude: float, seed: int = 1) -> np.ndarray:
+    """A fixed random tile repeated every ``period`` pixels: what disagreeing PixelShuffle
+    phases add to an upscaled frame."""
+    tile = np.random.default_rng(seed).uniform(-amplitude, amplitude, (period, period))
+    return np.tile(tile, (size // period + 1, size // period + 1))[:size, :size]
+
+
+def test_grid_measure_is_near_zero_on_a_photo_like_image():
+    for seed in range(3):
+        assert abs(periodic_grid_db(_photo_like(seed=seed), period=4)) < 3.0
+
+
+def test_grid_measure_finds_a_faint_grid_of_its_period_only():
+    img = _photo_like()
+    clean = periodic_grid_db(img, period=4)
+    # Within +-2 grey levels (of 255) repeated every 4 pixels: faint, yet plain in the spectrum;
+    # a stronger grid scores higher.
+    faint = periodic_grid_db(img + _grid(img.shape[0], 4, 1 / 255), period=4)
+    gridded = img + _grid(img.shape[0], 4, 2 / 255)
+    assert faint > clean + 4
+    assert periodic_grid_db(gridded, period=4) > faint + 4
+    # A 3-pixel grid is not a 4-pixel one.
+    other = img + _grid(img.shape[0], 3, 2 / 255)
+    assert abs(periodic_grid_db(other, period=4) - clean) < 3.0
+    assert periodic_grid_db(other, period=3) > periodic_grid_db(img, period=3) + 10
+    # Channels are averaged, borders shaved, and the size need not be a multiple of the period.
+    rgb = np.repeat(gridded[:250, :247, None], 3, axis=2)
+    assert periodic_grid_db(rgb, period=4, crop_border=4) > clean + 10
+
+
+def test_grid_measure_rejects_bad_input():
+    with pytest.raises(ConfigError, match="period"):
+        periodic_grid_db(_photo_like(64), period=1)
+    with pytest.raises(ConfigError, match="crop_border"):
+        periodic_grid_db(_photo_like(64), period=4, crop_border=-1)
+    with pytest.raises(DataError, match="too small"):
+        periodic_grid_db(_photo_like(64)[:20, :20], period=4)
+    with pytest.raises(DataError, match="HxW"):
+        periodic_grid_db(np.zeros(100), period=4)
