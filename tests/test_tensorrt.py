@@ -318,14 +318,10 @@ def test_build_scripts_fp16(tmp_path, espcn) -> None:
     ]
     half = check_onnx_model(out / "espcn.fp16.onnx")
     assert half.precision == "fp16" and half.has_fp16 and half.scale == 4
+    # The commands themselves are run with the stand-in trtexec below, per TensorRT version.
     build = (out / "build_engine.sh").read_text()
-    assert "--onnx=espcn.fp16.onnx --saveEngine=espcn_fp16.engine --minShapes=lr:1x1x16x16" in build
-    assert "--optShapes=lr:1x1x270x480 --maxShapes=lr:1x1x270x480" in build
-    assert "--stronglyTyped --skipInference" in build and "--timingCacheFile=timing.cache" in build
-    assert "--onnx=espcn.onnx" in build and "--fp16" in build  # the TensorRT 8.x branch
-    timing = (out / "time_engine.sh").read_text()
-    for flag in ("--useCudaGraph", "--noDataTransfers", "--percentile=50,90,99", "--exportTimes="):
-        assert flag in timing
+    assert "--onnx=espcn.fp16.onnx" in build and "--onnx=espcn.onnx" in build
+    assert 'plan="espcn_fp16${DLA:+_dla$DLA}.engine"' in build
     for script in ("build_engine.sh", "time_engine.sh"):
         path = out / script
         assert path.stat().st_mode & stat.S_IXUSR
@@ -361,91 +357,433 @@ def test_scripts_need_no_tensorrt(tmp_path, espcn) -> None:
     assert out.returncode == 0, out.stderr
 
 
+# trtexec as each TensorRT version takes it. The flag lists are those of trtexec's option parser
+# (samples/common/sampleOptions.cpp at the 8.4.3, 8.5.2, 8.6.1 and 10.3.0 tags) that edgesr's
+# scripts use: 8.x has no --stronglyTyped, --skipInference came with 8.6 (--buildOnly stayed as
+# its alias until 10.0 dropped it), a --percentile list needs 8.5+. A DLA build sets the FP16
+# builder flag, which TensorRT 10 refuses on a strongly typed network (API usage error).
 STUB_TRTEXEC = r"""#!/usr/bin/env bash
-# Stands in for trtexec to record the command lines the scripts produce.
-echo "&&&& RUNNING TensorRT.trtexec [TensorRT v${STUB_VERSION}] # trtexec $*"
-printf '%s\n' "$@" >> "$STUB_LOG"
+# Stands in for trtexec: prints its banner, refuses options this version lacks, records argv.
+echo "&&&& RUNNING TensorRT.trtexec [TensorRT v${STUB_VERSION}] # $0 $*"
+[ "${1:-}" = --help ] && { echo "=== Model Options ==="; exit 0; }
+known=" --onnx --saveEngine --loadEngine --minShapes --optShapes --maxShapes --shapes "
+known+=" --memPoolSize --timingCacheFile --fp16 --int8 --noTF32 --precisionConstraints "
+known+=" --layerPrecisions --layerOutputTypes --useDLACore --allowGPUFallback --useCudaGraph "
+known+=" --noDataTransfers --warmUp --duration --iterations --percentile --exportTimes "
+case "$STUB_VERSION" in
+  8[0-5]??) known+=" --buildOnly " ;;
+  8???) known+=" --buildOnly --skipInference " ;;
+  *) known+=" --skipInference --stronglyTyped " ;;
+esac
+dla=0 typed=0
+for a in "$@"; do
+  name="${a%%=*}"
+  case "$known" in *" $name "*) ;; *) echo "[E] Unknown option: $a" >&2; exit 1 ;; esac
+  case "$a" in
+    --useDLACore=*) dla=1 ;;
+    --stronglyTyped) typed=1 ;;
+    --percentile=*,*) [ "$STUB_VERSION" -ge 8500 ] || { echo "[E] bad --percentile $a" >&2; exit 1; } ;;
+  esac
+done
+if [ "$dla" = 1 ] && [ "$typed" = 1 ]; then
+  echo "[E] Error Code 3: API Usage Error (condition: !config.getFlag(BuilderFlag::kFP16))" >&2
+  exit 1
+fi
+printf '%s\t' "$@" >> "$STUB_LOG"
+echo >> "$STUB_LOG"
+for a in "$@"; do
+  case "$a" in
+    --loadEngine=*) sleep 0.4 ;;  # "inference": long enough for a few tegrastats lines
+  esac
+done
 for a in "$@"; do
   case "$a" in
     --saveEngine=*) echo engine > "${a#--saveEngine=}" ;;
-    --exportTimes=*) echo '[{"computeMs": 1.5, "latencyMs": 2.0}, {"computeMs": 2.5, "latencyMs": 3.0}]' > "${a#--exportTimes=}" ;;
+    --exportTimes=*) cat > "${a#--exportTimes=}" <<'EOF'
+[
+  { "startEnqMs" : 0.1, "endEnqMs" : 0.2, "startH2dMs" : 0.2, "endH2dMs" : 0.5, "startComputeMs" : 0.5, "endComputeMs" : 2.0, "startD2hMs" : 2.0, "endD2hMs" : 3.0, "h2dMs" : 0.3, "computeMs" : 1.5, "d2hMs" : 1.0, "latencyMs" : 2.8 }
+, { "startEnqMs" : 3.1, "endEnqMs" : 3.2, "startH2dMs" : 3.2, "endH2dMs" : 3.5, "startComputeMs" : 3.5, "endComputeMs" : 6.0, "startD2hMs" : 6.0, "endD2hMs" : 7.0, "h2dMs" : 0.3, "computeMs" : 2.5, "d2hMs" : 1.0, "latencyMs" : 3.8 }
+]
+EOF
+    ;;
   esac
+done
+echo "&&&& PASSED TensorRT.trtexec [TensorRT v${STUB_VERSION}] # $0 $*"
+"""
+
+#: TensorRT versions as trtexec prints them: JetPack 5.0.2, 5.1.x, 6.0, 6.1/6.2.
+TRT_VERSIONS = ("8401", "8502", "8602", "100300")
+
+
+class StubTrtexec:
+    """Runs a script with a stand-in trtexec (this machine has none) that records each call's
+    arguments; it checks the command lines our scripts write against trtexec's options per
+    TensorRT version, not TensorRT itself. ``calls``: the argv of each non-``--help`` call."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.bin = tmp_path / "bin"
+        self.bin.mkdir()
+        self.stub = self.bin / "trtexec"
+        self.stub.write_text(STUB_TRTEXEC)
+        self.stub.chmod(0o755)
+        self.log = tmp_path / "trtexec_args.txt"
+        self.calls: list[list[str]] = []
+
+    def __call__(
+        self,
+        script: Path,
+        *args: str,
+        version: str = "100300",
+        cwd: Path | None = None,
+        path: Path | None = None,
+        env: dict[str, str] | None = None,
+    ):
+        env = {
+            **os.environ,
+            "TRTEXEC": str(self.stub),
+            "STUB_LOG": str(self.log),
+            "STUB_VERSION": version,
+            **(env or {}),
+        }
+        if path is not None:  # e.g. a folder with a fake tegrastats
+            env["PATH"] = f"{path}{os.pathsep}{env['PATH']}"
+        self.log.unlink(missing_ok=True)
+        proc = subprocess.run(
+            ["bash", str(script), *args], capture_output=True, text=True, env=env, cwd=cwd
+        )
+        lines = self.log.read_text().splitlines() if self.log.exists() else []
+        self.calls = [line.rstrip("\t").split("\t") for line in lines]
+        return proc, [a for call in self.calls for a in call]
+
+
+@pytest.fixture
+def stub_trtexec(tmp_path) -> StubTrtexec:
+    return StubTrtexec(tmp_path)
+
+
+def test_stub_trtexec_refuses_what_each_version_lacks(tmp_path, stub_trtexec) -> None:
+    """The stand-in fails like trtexec where a flag is not there: the tests below would catch a
+    script that passes --stronglyTyped to 8.x, --buildOnly to 10.x or a percentile list to 8.4."""
+    script = tmp_path / "call.sh"
+    script.write_text('"$TRTEXEC" "$@"\n')
+    for version, flag in [
+        ("8602", "--stronglyTyped"),
+        ("8502", "--skipInference"),
+        ("100300", "--buildOnly"),
+        ("8401", "--percentile=50,90,99"),
+        ("100300", "--frobnicate"),
+    ]:
+        proc, args = stub_trtexec(script, "--onnx=m.onnx", flag, version=version)
+        assert proc.returncode == 1 and args == [], (version, flag)
+    proc, _ = stub_trtexec(script, "--onnx=m.onnx", "--stronglyTyped", "--useDLACore=0")
+    assert proc.returncode == 1 and "kFP16" in proc.stderr
+    proc, args = stub_trtexec(script, "--onnx=m.onnx", "--percentile=99", version="8401")
+    assert proc.returncode == 0 and args == ["--onnx=m.onnx", "--percentile=99"]
+    assert "[TensorRT v8401]" in proc.stdout
+
+
+def shapes(h: int = 270, w: int = 480) -> list[str]:
+    return [
+        "--minShapes=lr:1x1x16x16",
+        f"--optShapes=lr:1x1x{h}x{w}",
+        f"--maxShapes=lr:1x1x{h}x{w}",
+    ]
+
+
+def only(version: str) -> str:
+    return "--skipInference" if int(version) >= 8600 else "--buildOnly"
+
+
+# Precision (and DLA) flags each build script must pass, per TensorRT version; None: refused.
+JETSON_BUILD_FLAGS = {
+    "fp32": {"8502": ["--noTF32"], "8602": ["--noTF32"], "100300": ["--noTF32", "--stronglyTyped"]},
+    "fp16": {"8502": ["--fp16"], "8602": ["--fp16"], "100300": ["--fp16"]},
+    "int8-qdq": {
+        "8502": ["--int8", "--fp16"],
+        "8602": ["--int8", "--fp16"],
+        "100300": ["--stronglyTyped"],
+    },
+    "typed": {"8502": None, "8602": None, "100300": ["--stronglyTyped"]},
+}
+DLA1 = ["--useDLACore=1", "--allowGPUFallback"]
+JETSON_DLA_FLAGS = {
+    "fp32": {"8502": None, "8602": None, "100300": None},
+    "fp16": {"8502": ["--fp16", *DLA1], "8602": ["--fp16", *DLA1], "100300": ["--fp16", *DLA1]},
+    "int8-qdq": {
+        "8502": ["--int8", "--fp16", *DLA1],
+        "8602": ["--int8", "--fp16", *DLA1],
+        "100300": ["--int8", "--fp16", *DLA1],  # trtexec's DLA FP16 flag: not strongly typed
+    },
+    "typed": {"8502": None, "8602": None, "100300": None},
+}
+
+
+@pytest.fixture(scope="module")
+def device_dirs(tmp_path_factory, espcn, espcn_int8) -> dict[str, Path]:
+    """``edgesr export``-style device folders: fp32, fp16 and int8-qdq."""
+    root = tmp_path_factory.mktemp("devices")
+    dirs = {}
+    for precision, model in (("fp32", espcn), ("fp16", espcn), ("int8-qdq", espcn_int8)):
+        dirs[precision] = root / precision
+        write_trt_build_script(model, dirs[precision], profiles=[(270, 480)], precision=precision)
+    return dirs
+
+
+@pytest.mark.parametrize("dla", [False, True], ids=["gpu", "dla"])
+@pytest.mark.parametrize("version", ["8502", "8602", "100300"])
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "int8-qdq", "typed"])
+def test_jetson_build_script_flags(
+    tmp_path, device_dirs, stub_trtexec, precision, version, dla
+) -> None:
+    """deploy/jetson/build_engine.sh: the exact trtexec command per precision, version and DLA."""
+    folder = device_dirs["int8-qdq" if precision == "int8-qdq" else "fp16"]
+    onnx_name = {"int8-qdq": "espcn_int8.onnx", "typed": "espcn.fp16.onnx"}.get(
+        precision, "espcn.onnx"
+    )
+    engine = tmp_path / "e.engine"
+    extra = ["--dla-core", "1"] if dla else []
+    proc, _ = stub_trtexec(
+        JETSON / "build_engine.sh", "--onnx", str(folder / onnx_name), "--engine", str(engine),
+        "--precision", precision, *extra, version=version,
+    )  # fmt: skip
+    want = (JETSON_DLA_FLAGS if dla else JETSON_BUILD_FLAGS)[precision][version]
+    if want is None:
+        assert proc.returncode == 2 and stub_trtexec.calls == [], proc.stderr
+        assert not engine.exists() and not list(tmp_path.glob("e.engine.json*"))
+        return
+    assert proc.returncode == 0, proc.stderr
+    (call,) = stub_trtexec.calls
+    common = [f"--onnx={folder / onnx_name}", f"--saveEngine={engine}", *shapes()]
+    common += ["--memPoolSize=workspace:1024", "--timingCacheFile=timing.cache", only(version)]
+    assert sorted(call) == sorted(common + want)
+    assert engine.is_file() and (tmp_path / "e.engine.json").is_file()
+    if dla:
+        assert "--dla-core 1" in proc.stdout  # the timing hint carries the core
+
+
+def test_jetson_build_script_options(tmp_path, espcn, stub_trtexec) -> None:
+    script = JETSON / "build_engine.sh"
+    proc, _ = stub_trtexec(
+        script, "--onnx", str(espcn), "--precision", "fp16", "--fp32-layers",
+        "/conv1/Conv,/conv2/Conv", "--engine", str(tmp_path / "f.engine"),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    (call,) = stub_trtexec.calls
+    spec = "/conv1/Conv:fp32,/conv2/Conv:fp32"
+    assert call[-5:] == [
+        "--fp16", "--precisionConstraints=obey", f"--layerPrecisions={spec}",
+        f"--layerOutputTypes={spec}", "--skipInference",
+    ]  # fmt: skip
+    # Default engine names: _dlaN for DLA builds, so a GPU engine is not replaced.
+    proc, _ = stub_trtexec(
+        script, "--onnx", str(espcn), "--precision", "fp16", "--dla-core", "0", "--dla-only"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert f"--saveEngine={str(espcn)[:-5]}_fp16_dla0.engine" in stub_trtexec.calls[0]
+    assert "--allowGPUFallback" not in stub_trtexec.calls[0]
+    Path(f"{str(espcn)[:-5]}_fp16_dla0.engine").unlink()
+    Path(f"{str(espcn)[:-5]}_fp16_dla0.engine.json").unlink()
+    for args, version, message in [
+        (["--precision", "fp16"], "110400", "removed --fp16"),
+        (["--precision", "int8-qdq", "--dla-core", "0"], "110400", "no DLA"),
+        (["--dla-core", "x"], "100300", "core number"),
+        (["--dla-only"], "100300", "needs --dla-core"),
+    ]:
+        proc, _ = stub_trtexec(script, "--onnx", str(espcn), *args, version=version)
+        assert proc.returncode == 2 and message in proc.stderr, (args, proc.stderr)
+        assert stub_trtexec.calls == []
+    proc, _ = stub_trtexec(script, "--onnx", str(tmp_path / "missing.onnx"))
+    assert proc.returncode == 2
+
+
+# The generated device/build_engine.sh: (ONNX it builds, precision flags) per TensorRT version.
+DEVICE_BUILD = {
+    "fp32": {
+        "8502": ("espcn.onnx", ["--noTF32"]),
+        "8602": ("espcn.onnx", ["--noTF32"]),
+        "100300": ("espcn.onnx", ["--stronglyTyped", "--noTF32"]),
+    },
+    "fp16": {
+        "8502": ("espcn.onnx", ["--fp16"]),
+        "8602": ("espcn.onnx", ["--fp16"]),
+        "100300": ("espcn.fp16.onnx", ["--stronglyTyped"]),
+    },
+    "int8-qdq": {
+        "8502": ("espcn_int8.onnx", ["--int8", "--fp16"]),
+        "8602": ("espcn_int8.onnx", ["--int8", "--fp16"]),
+        "100300": ("espcn_int8.onnx", ["--stronglyTyped"]),
+    },
+}
+DEVICE_DLA = {
+    "fp32": {"8502": None, "8602": None, "100300": None},
+    "fp16": {v: ("espcn.onnx", ["--fp16"]) for v in ("8502", "8602", "100300")},
+    "int8-qdq": {v: ("espcn_int8.onnx", ["--int8", "--fp16"]) for v in ("8502", "8602", "100300")},
+}
+
+
+@pytest.mark.parametrize("dla", [False, True], ids=["gpu", "dla"])
+@pytest.mark.parametrize("version", ["8502", "8602", "100300"])
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "int8-qdq"])
+def test_device_build_script_flags(
+    tmp_path, device_dirs, stub_trtexec, precision, version, dla
+) -> None:
+    """The generated device/build_engine.sh: exact trtexec command per precision, version, DLA."""
+    out = tmp_path / "device"
+    shutil.copytree(device_dirs[precision], out)
+    stem = "espcn_int8" if precision == "int8-qdq" else "espcn"
+    engine = f"{stem}_{precision}{'_dla0' if dla else ''}.engine"
+    proc, _ = stub_trtexec(
+        out / "build_engine.sh", *(["--dla-core", "0"] if dla else []), version=version
+    )
+    want = (DEVICE_DLA if dla else DEVICE_BUILD)[precision][version]
+    if want is None:
+        assert proc.returncode == 2 and "FP16 or INT8" in proc.stderr
+        assert stub_trtexec.calls == [] and not (out / engine).exists()
+        return
+    assert proc.returncode == 0, proc.stderr
+    onnx_name, flags = want
+    (call,) = stub_trtexec.calls
+    common = [f"--onnx={onnx_name}", f"--saveEngine={engine}", *shapes()]
+    common += ["--memPoolSize=workspace:1024", "--timingCacheFile=timing.cache", only(version)]
+    assert sorted(call) == sorted(
+        common + flags + (["--useDLACore=0", "--allowGPUFallback"] if dla else [])
+    )
+    assert (out / engine).is_file() and (out / f"{engine}.json").is_file()
+    assert not list(out.glob("*.tmp"))
+
+
+def test_device_build_script_dla_options(tmp_path, device_dirs, stub_trtexec) -> None:
+    out = tmp_path / "device"
+    shutil.copytree(device_dirs["fp16"], out)
+    proc, _ = stub_trtexec(out / "build_engine.sh", "--dla-core", "1", "--dla-only")
+    assert proc.returncode == 0, proc.stderr
+    assert "--useDLACore=1" in stub_trtexec.calls[0]
+    assert "--allowGPUFallback" not in stub_trtexec.calls[0]
+    for args, version, message in [
+        (["--dla-core", "0"], "110400", "no DLA"),
+        (["--dla-core"], "100300", "core number"),
+        (["--dla-only"], "100300", "needs --dla-core"),
+        (["--fast"], "100300", "unknown option"),
+    ]:
+        proc, _ = stub_trtexec(out / "build_engine.sh", *args, version=version)
+        assert proc.returncode == 2 and message in proc.stderr, (args, proc.stderr)
+        assert stub_trtexec.calls == []
+
+
+def test_jetson_time_script_is_the_generated_template() -> None:
+    """deploy/jetson/time_engine.sh is time_engine_script() verbatim: one timing script."""
+    from edgesr.export.tensorrt_build import time_engine_script
+
+    assert (JETSON / "time_engine.sh").read_text() == time_engine_script()
+
+
+TIME_BASE = ["--useCudaGraph", "--warmUp=500", "--duration=10"]
+
+
+@pytest.mark.parametrize("version", TRT_VERSIONS)
+@pytest.mark.parametrize("mode", ["gpu", "copies", "dla"])
+@pytest.mark.parametrize("script", ["jetson", "device"])
+def test_time_script_flags(tmp_path, device_dirs, stub_trtexec, script, mode, version) -> None:
+    """Both time_engine.sh: the exact trtexec command; --percentile as each version parses it."""
+    extra = {"gpu": [], "copies": ["--with-copies"], "dla": ["--dla-core", "1"]}[mode]
+    engine_name = "espcn_fp16_dla1.engine" if mode == "dla" else "espcn_fp16.engine"
+    if script == "jetson":
+        engine, times = tmp_path / "m.engine", tmp_path / "t.json"
+        engine.write_bytes(b"engine")
+        proc, _ = stub_trtexec(
+            JETSON / "time_engine.sh", "--no-power", *extra, str(engine), "1x1x180x320",
+            str(times), "--iterations=50", version=version,
+        )  # fmt: skip
+        head = [f"--loadEngine={engine}", "--shapes=lr:1x1x180x320", f"--exportTimes={times}"]
+        tail = ["--iterations=50"]
+    else:
+        out = tmp_path / "device"
+        shutil.copytree(device_dirs["fp16"], out)
+        (out / engine_name).write_bytes(b"engine")
+        proc, _ = stub_trtexec(out / "time_engine.sh", "--no-power", *extra, version=version)
+        times = out / f"times_{engine_name[:-7]}_1x1x270x480.json"
+        head = [
+            f"--loadEngine={engine_name}",
+            "--shapes=lr:1x1x270x480",
+            f"--exportTimes={times.name}",
+        ]
+        tail = []
+    assert proc.returncode == 0, proc.stderr
+    percentile = "--percentile=99" if version == "8401" else "--percentile=50,90,99"
+    want = [*head, *TIME_BASE, percentile, *tail]
+    want += {
+        "gpu": ["--noDataTransfers"],
+        "copies": [],
+        "dla": ["--noDataTransfers", "--useDLACore=1"],
+    }[mode]
+    (call,) = stub_trtexec.calls
+    assert sorted(call) == sorted(want)
+    assert times.is_file() and not list(times.parent.glob("*.tegrastats.log"))
+    if mode == "copies":
+        assert "2 runs, host-to-host ms (copies + compute): p50 2.800" in proc.stdout
+        assert "h2d p50 0.300 ms" in proc.stdout
+    else:
+        assert "2 runs, GPU compute ms: p50 1.500  p90 2.500" in proc.stdout
+
+
+FAKE_TEGRASTATS = """#!/usr/bin/env bash
+# Stands in for tegrastats: prints recorded lines every 20 ms until killed.
+echo "$$ $*" > "$TEGRA_LOG"
+while true; do
+  for line in "${LINES[@]}"; do echo "$line"; sleep 0.02; done
 done
 """
 
 
-@pytest.fixture
-def stub_trtexec(tmp_path):
-    """A stand-in trtexec (this machine has none) that records its arguments; it checks the
-    command lines our scripts write against trtexec's documented flags, not TensorRT itself."""
-    stub = tmp_path / "bin" / "trtexec"
-    stub.parent.mkdir()
-    stub.write_text(STUB_TRTEXEC)
-    stub.chmod(0o755)
-    log = tmp_path / "trtexec_args.txt"
+@pytest.mark.parametrize(
+    "lines",
+    [
+        [
+            "12-07-2026 10:00:00 RAM 2147/7620MB (lfb 2x4MB) CPU [0%@729,0%@729] GR3D_FREQ 0% "
+            "VDD_IN 5000mW/5000mW VDD_CPU_GPU_CV 1200mW/1200mW VDD_SOC 1451mW/1451mW",
+            "12-07-2026 10:00:00 RAM 2147/7620MB (lfb 2x4MB) CPU [9%@729,3%@729] GR3D_FREQ 99% "
+            "VDD_IN 7000mW/6000mW VDD_CPU_GPU_CV 3200mW/2200mW VDD_SOC 1651mW/1551mW",
+        ],
+        [  # AGX Orin: no module input rail, the rails are summed
+            "RAM 4023/30536MB (lfb 5555x4MB) GR3D_FREQ 0%@[0,0] cpu@45.5C VDD_GPU_SOC "
+            "3188mW/3188mW/3600mW VDD_CPU_CV 797mW/797mW/900mW VIN_SYS_5V0 3221mW/3221mW/3300mW",
+        ],
+    ],
+    ids=["orin-nano", "agx-orin"],
+)
+def test_time_script_logs_tegrastats(tmp_path, stub_trtexec, lines) -> None:
+    """With tegrastats on PATH, its lines go to TIMES.tegrastats.log while trtexec runs, the
+    process is stopped afterwards, and the mean power printed is what edgesr's own tegrastats
+    parser (the profiler's) gives for that log."""
+    from edgesr.profile.minimal import INPUT_RAILS, parse_tegrastats
 
-    def run(script: Path, *args: str, version: str = "100300", cwd: Path | None = None):
-        env = {**os.environ, "TRTEXEC": str(stub), "STUB_LOG": str(log), "STUB_VERSION": version}
-        log.unlink(missing_ok=True)
-        proc = subprocess.run(
-            ["bash", str(script), *args], capture_output=True, text=True, env=env, cwd=cwd
-        )
-        return proc, (log.read_text().split("\n") if log.exists() else [])
-
-    return run
-
-
-def test_generated_build_script_branches(tmp_path, espcn, stub_trtexec) -> None:
-    out = tmp_path / "device"
-    write_trt_build_script(espcn, out, profiles=[(270, 480)])
-    proc, args = stub_trtexec(out / "build_engine.sh", version="100300")
-    assert proc.returncode == 0, proc.stderr
-    assert (
-        "--onnx=espcn.fp16.onnx" in args and "--stronglyTyped" in args and "--skipInference" in args
+    fake = tmp_path / "tegra_bin"
+    fake.mkdir()
+    quoted = " ".join("'" + line + "'" for line in lines)
+    (fake / "tegrastats").write_text(
+        FAKE_TEGRASTATS.replace("while true", f"LINES=({quoted})\nwhile true")
     )
-    assert "--fp16" not in args and (out / "espcn_fp16.engine").is_file()
-    proc, args = stub_trtexec(out / "build_engine.sh", version="8502")  # JetPack 5
-    assert proc.returncode == 0, proc.stderr
-    assert "--onnx=espcn.onnx" in args and "--fp16" in args and "--buildOnly" in args
-    assert "--stronglyTyped" not in args
-    proc, args = stub_trtexec(out / "time_engine.sh")
-    assert proc.returncode == 0, proc.stderr
-    assert "--loadEngine=espcn_fp16.engine" in args and "--shapes=lr:1x1x270x480" in args
-
-
-def test_jetson_build_script(tmp_path, espcn, stub_trtexec) -> None:
-    script = JETSON / "build_engine.sh"
-    proc, args = stub_trtexec(script, "--onnx", str(espcn), "--engine", str(tmp_path / "e.engine"))
-    assert proc.returncode == 0, proc.stderr
-    assert "--stronglyTyped" in args and "--maxShapes=lr:1x1x270x480" in args
-    assert "--memPoolSize=workspace:1024" in args and "--timingCacheFile=timing.cache" in args
-    proc, args = stub_trtexec(
-        script,
-        "--onnx",
-        str(espcn),
-        "--precision",
-        "fp16",
-        "--fp32-layers",
-        "/conv1/Conv,/conv2/Conv",
-        "--engine",
-        str(tmp_path / "f.engine"),
-        version="100300",
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert "--fp16" in args and "--precisionConstraints=obey" in args
-    assert "--layerPrecisions=/conv1/Conv:fp32,/conv2/Conv:fp32" in args
-    proc, _ = stub_trtexec(script, "--onnx", str(espcn), "--precision", "fp16", version="110400")
-    assert proc.returncode == 2 and "removed --fp16" in proc.stderr
-    proc, _ = stub_trtexec(script, "--onnx", str(espcn), "--precision", "typed", version="8502")
-    assert proc.returncode == 2 and "no strongly typed" in proc.stderr
-    proc, args = stub_trtexec(
-        script, "--onnx", str(espcn), "--precision", "int8-qdq", "--engine",
-        str(tmp_path / "q.engine"), version="8502",
+    (fake / "tegrastats").chmod(0o755)
+    engine, times = tmp_path / "m.engine", tmp_path / "t.json"
+    engine.write_bytes(b"engine")
+    proc, _ = stub_trtexec(
+        JETSON / "time_engine.sh", str(engine), "1x1x270x480", str(times), path=fake,
+        env={"TEGRA_LOG": str(tmp_path / "tegra_args.txt")},
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    assert "--int8" in args and "--fp16" in args and "--stronglyTyped" not in args
-    proc, _ = stub_trtexec(script, "--onnx", str(tmp_path / "missing.onnx"))
-    assert proc.returncode == 2
+    pid, args = (tmp_path / "tegra_args.txt").read_text().split(" ", 1)
+    assert args.strip() == "--interval 100"
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(pid), 0)  # stopped with the timing run
+    log = tmp_path / "t.tegrastats.log"
+    readings = [parse_tegrastats(line) for line in log.read_text().splitlines()]
+    readings = [r for r in readings if r]
+    assert len(readings) >= 3  # 0.4 s of "inference" at 20 ms per line
+    rail = next((n for n in INPUT_RAILS if n in readings[0]), None)
+    watts = [r[rail] if rail else sum(r.values()) for r in readings]
+    mean = sum(watts) / len(watts)
+    name = rail or "sum(" + "+".join(sorted(readings[0])) + ")"
+    assert f"power: {name} mean {mean:.2f} W over {len(watts)} samples ({log})" in proc.stdout
 
 
 # --------------------------------------------------------------------------------------------
@@ -614,25 +952,6 @@ def test_jetson_script_writes_sidecar(tmp_path, espcn, stub_trtexec, c_sidecar_p
     assert proc.returncode == 2 and "edgesr.scale" in proc.stderr
     assert not any(a.startswith("--saveEngine") for a in args)
     assert not engine.exists() and not list(tmp_path.glob("bare.engine.json*"))
-
-
-def test_jetson_time_script(tmp_path, stub_trtexec) -> None:
-    engine = tmp_path / "m.engine"
-    engine.write_bytes(b"engine")
-    times = tmp_path / "t.json"
-    proc, args = stub_trtexec(
-        JETSON / "time_engine.sh", str(engine), "1x1x270x480", str(times), "--iterations=50"
-    )
-    assert proc.returncode == 0, proc.stderr
-    for flag in (
-        "--useCudaGraph",
-        "--noDataTransfers",
-        "--percentile=50,90,99",
-        f"--exportTimes={times}",
-        "--iterations=50",
-    ):
-        assert flag in args
-    assert "2 runs, GPU compute ms: p50" in proc.stdout
 
 
 def test_power_mode_script_refuses_off_jetson() -> None:

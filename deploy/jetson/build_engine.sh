@@ -4,7 +4,7 @@
 #   ./build_engine.sh --onnx espcn_x4.onnx [--engine espcn_x4.engine] [--precision typed]
 #                     [--channels 1] [--min 1x1x16x16 --opt 1x1x270x480 --max 1x1x270x480]
 #                     [--cache timing.cache] [--workspace 1024] [--fp32-layers a,b]
-#                     [--sidecar model.sidecar.json]
+#                     [--sidecar model.sidecar.json] [--dla-core N [--dla-only]]
 #
 # --precision (default typed):
 #   typed     strongly typed: the ONNX decides every layer's precision. Use it for the Q/DQ INT8
@@ -14,6 +14,11 @@
 #   fp16      the FP32 ONNX with --fp16 (TensorRT 8.x-10.x; gone in 11). --fp32-layers pins the
 #             named ONNX nodes to FP32 (--precisionConstraints=obey).
 #   fp32      FP32 with TF32 off.
+# --dla-core N builds for the Jetson's DLA core N (Xavier, AGX Orin, Orin NX; TensorRT <= 10.x)
+# with --allowGPUFallback: layers DLA cannot run (e.g. DepthToSpace) run on the GPU; --dla-only
+# refuses the build instead. DLA computes in FP16 or INT8 only, and trtexec sets the FP16 flag for
+# it, which TensorRT 10 refuses on strongly typed networks: with DLA, fp16 and int8-qdq are built
+# weakly typed (--fp16, --int8 --fp16) on every version; typed and fp32 are refused.
 # Shapes are for the input tensor `lr` (LR frames: 270x480 gives 1080p at x4); the defaults use
 # --channels (1 for Y models, 3 for RGB). The timing cache makes rebuilds fast; keep it per device.
 # Next to the plan goes ENGINE.json, the sidecar libedgesr and edgesr read the scale and colour
@@ -27,7 +32,7 @@ set -euo pipefail
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit "${1:-0}"; }
 
 ONNX="" ENGINE="" PRECISION="typed" CHANNELS=1 MIN="" OPT="" MAX="" CACHE="timing.cache"
-WORKSPACE=1024 FP32_LAYERS="" INPUT="lr" SIDECAR=""
+WORKSPACE=1024 FP32_LAYERS="" INPUT="lr" SIDECAR="" DLA="" DLA_ONLY=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --onnx) ONNX="$2"; shift 2 ;;
@@ -42,13 +47,17 @@ while [ $# -gt 0 ]; do
     --fp32-layers) FP32_LAYERS="$2"; shift 2 ;;
     --input) INPUT="$2"; shift 2 ;;
     --sidecar) SIDECAR="$2"; shift 2 ;;
+    --dla-core) DLA="$2"; shift 2 ;;
+    --dla-only) DLA_ONLY=1; shift ;;
     -h|--help) usage 0 ;;
     *) echo "unknown option: $1" >&2; usage 2 ;;
   esac
 done
 [ -n "$ONNX" ] || { echo "--onnx is required" >&2; usage 2; }
 [ -f "$ONNX" ] || { echo "ONNX file $ONNX does not exist" >&2; exit 2; }
-ENGINE="${ENGINE:-${ONNX%.onnx}_${PRECISION}.engine}"
+case "$DLA" in *[!0-9]*) echo "--dla-core takes a DLA core number (0 or 1), got '$DLA'" >&2; exit 2 ;; esac
+[ -n "$DLA" ] || [ "$DLA_ONLY" = 0 ] || { echo "--dla-only needs --dla-core N" >&2; exit 2; }
+ENGINE="${ENGINE:-${ONNX%.onnx}_${PRECISION}${DLA:+_dla$DLA}.engine}"
 MIN="${MIN:-1x${CHANNELS}x16x16}"
 OPT="${OPT:-1x${CHANNELS}x270x480}"
 MAX="${MAX:-$OPT}"
@@ -63,14 +72,27 @@ version="${TRT_VERSION:-$("$TRTEXEC" --help 2>&1 | sed -n 's/.*TensorRT v\([0-9]
 version="${version:-100000}"
 if [ "$version" -ge 10000 ]; then major=$((version / 10000)); else major=$((version / 1000)); fi
 
+if [ -n "$DLA" ]; then
+  if [ "$major" -ge 11 ]; then
+    echo "TensorRT $version has no DLA on Jetson (10.x was the last with it); build without --dla-core" >&2
+    exit 2
+  fi
+  case "$PRECISION" in
+    typed|fp32)
+      echo "DLA runs FP16 or INT8 only, built weakly typed: use --precision fp16 (the FP32 ONNX) or int8-qdq" >&2
+      exit 2 ;;
+  esac
+fi
+
 flags=()
 case "$PRECISION" in
   typed|int8-qdq)
-    if [ "$major" -ge 10 ]; then
+    if [ "$major" -ge 10 ] && [ -z "$DLA" ]; then
       flags+=(--stronglyTyped)
     elif [ "$PRECISION" = int8-qdq ]; then
-      # --int8 makes 8.x honour the Q/DQ nodes; --fp16 lets the layers left in float (e.g. the
-      # first conv of edgesr's int8-qdq) run in FP16 instead of FP32.
+      # --int8 makes TensorRT honour the Q/DQ nodes without strong typing (8.x, and DLA on 10.x);
+      # --fp16 lets the layers left in float (e.g. the first conv of edgesr's int8-qdq) run in
+      # FP16 instead of FP32.
       flags+=(--int8 --fp16)
     else
       echo "TensorRT $version has no strongly typed networks; use --precision fp16 or int8-qdq" >&2
@@ -89,6 +111,10 @@ case "$PRECISION" in
   fp32) flags+=(--noTF32); [ "$major" -ge 10 ] && flags+=(--stronglyTyped) ;;
   *) echo "unknown --precision $PRECISION (typed, int8-qdq, fp16, fp32)" >&2; exit 2 ;;
 esac
+if [ -n "$DLA" ]; then
+  flags+=("--useDLACore=$DLA")
+  [ "$DLA_ONLY" = 1 ] || flags+=(--allowGPUFallback)
+fi
 if [ "$version" -ge 8600 ]; then flags+=(--skipInference); else flags+=(--buildOnly); fi
 
 # The sidecar is made before the build, so that a model without edgesr metadata fails fast.
@@ -132,7 +158,7 @@ then
 fi
 
 echo "TensorRT $version, $TRTEXEC"
-echo "building $ENGINE from $ONNX: $PRECISION, $INPUT min $MIN opt $OPT max $MAX"
+echo "building $ENGINE from $ONNX: $PRECISION${DLA:+ on DLA core $DLA}, $INPUT min $MIN opt $OPT max $MAX"
 set -x
 "$TRTEXEC" --onnx="$ONNX" --saveEngine="$ENGINE" \
   --minShapes="$INPUT:$MIN" --optShapes="$INPUT:$OPT" --maxShapes="$INPUT:$MAX" \
@@ -141,4 +167,4 @@ set +x
 [ -s "$ENGINE" ] || { echo "trtexec reported success but $ENGINE is empty" >&2; exit 1; }
 mv -f -- "$sidecar_tmp" "$ENGINE.json"
 echo "sidecar: $ENGINE.json"
-echo "engine: $ENGINE ($(du -h "$ENGINE" | cut -f1)); time it with: $(dirname "$0")/time_engine.sh $ENGINE $OPT"
+echo "engine: $ENGINE ($(du -h "$ENGINE" | cut -f1)); time it with: $(dirname "$0")/time_engine.sh ${DLA:+--dla-core $DLA }$ENGINE $OPT"

@@ -27,6 +27,7 @@ import hashlib
 import json
 import math
 import platform
+import re
 import shlex
 import shutil
 import subprocess
@@ -848,7 +849,8 @@ def write_trt_build_script(
         typed_onnx, fp32_nodes = typed_path.name, fp16.fp32_nodes
         onnx_files.append(typed_path.name)
 
-    stem = onnx_path.stem
+    # Engine names go into the scripts unquoted (beside $DLA): keep them shell-safe.
+    stem = re.sub(r"[^A-Za-z0-9._-]", "_", onnx_path.stem)
     engines = [
         f"{stem}_{precision}.engine"
         if len(profs) == 1
@@ -897,6 +899,20 @@ if [ ! -x "$TRTEXEC" ]; then
 fi
 """
 
+#: The device scripts' DLA options (``--dla-core N [--dla-only]``), parsed before anything runs.
+_DLA_ARGS = """DLA="" DLA_ONLY=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --dla-core)
+      case "${2:-}" in ''|*[!0-9]*) echo "--dla-core takes a DLA core number (0 or 1)" >&2; exit 2 ;; esac
+      DLA="$2"; shift 2 ;;
+    --dla-only) DLA_ONLY=1; shift ;;
+    *) echo "unknown option $1 (usage: ./build_engine.sh [--dla-core N [--dla-only]])" >&2; exit 2 ;;
+  esac
+done
+[ -n "$DLA" ] || [ "$DLA_ONLY" = 0 ] || { echo "--dla-only needs --dla-core N" >&2; exit 2; }
+"""
+
 
 def _build_script(
     info: OnnxModelInfo,
@@ -910,15 +926,21 @@ def _build_script(
     workspace_mb: int,
     sidecar: str,
 ) -> str:
+    """The device build script: strongly typed on TensorRT >= 10, precision flags on 8.x and for
+    DLA (trtexec sets the FP16 flag for DLA builds, which TensorRT 10 refuses on strongly typed
+    networks; DLA computes in FP16/INT8 only, so fp32 is refused there)."""
     q = shlex.quote
     what = f"{info.arch} x{info.scale} ({info.color}), {precision}, from {fp32_onnx}"
     lines = [
         _SCRIPT_HEAD.format(
             version=__version__,
             what=what,
-            purpose="Builds the TensorRT engine(s) on this device; engines are specific to GPU and TensorRT version.",
+            purpose="Usage: ./build_engine.sh [--dla-core N [--dla-only]]. Builds the TensorRT engine(s) on this device; engines are specific to GPU and TensorRT version.",
             trtexec=TRTEXEC_JETSON,
         ),
+        "# --dla-core N: build for DLA core N (engine names get _dlaN), layers DLA cannot run fall",
+        "# back to the GPU (--allowGPUFallback) unless --dla-only.",
+        _DLA_ARGS,
         "# TensorRT version as trtexec reports it (e.g. 100300 for 10.3.0, 8502 for 8.5.2);",
         "# set TRT_VERSION to skip the detection.",
         'version="${TRT_VERSION:-$("$TRTEXEC" --help 2>&1 | sed -n \'s/.*TensorRT v\\([0-9][0-9]*\\).*/\\1/p\' | head -n 1)}"',
@@ -928,6 +950,22 @@ def _build_script(
         "fi",
         'if [ "$version" -ge 10000 ]; then major=$((version / 10000)); else major=$((version / 1000)); fi',
         'echo "trtexec: $TRTEXEC (TensorRT $major, $version)"',
+        "dla=()",
+        'if [ -n "$DLA" ]; then',
+        '  if [ "$major" -ge 11 ]; then',
+        '    echo "TensorRT $version has no DLA on Jetson (10.x was the last with it); run without --dla-core" >&2',
+        "    exit 2",
+        "  fi",
+    ]
+    if precision == "fp32":
+        lines += [
+            '  echo "DLA runs FP16 or INT8 only; export an fp16 or int8-qdq model for it" >&2',
+            "  exit 2",
+        ]
+    lines += [
+        '  dla=("--useDLACore=$DLA")',
+        '  [ "$DLA_ONLY" = 1 ] || dla+=(--allowGPUFallback)',
+        "fi",
         "# Each plan gets <plan>.json (scale, color, ...): a plan has no metadata, and libedgesr",
         "# and edgesr refuse a plan without its sidecar.",
         f"test -s {q(sidecar)} || {{ echo {q(f'{sidecar} is missing; re-run edgesr export')} >&2; exit 1; }}",
@@ -935,8 +973,8 @@ def _build_script(
     ]
     typed_flags = ["--stronglyTyped"] + (["--noTF32"] if precision == "fp32" else [])
     if precision == "int8-qdq":
-        # TensorRT 8.x needs --int8 to honour Q/DQ, and --fp16 so that the layers left in float
-        # (the first conv of edgesr's int8-qdq) run in FP16 rather than FP32.
+        # --int8 makes TensorRT honour Q/DQ without strong typing (8.x, DLA), and --fp16 lets the
+        # layers left in float (the first conv of edgesr's int8-qdq) run in FP16 rather than FP32.
         legacy_flags = ["--int8", "--fp16"]
     elif precision == "fp16":
         legacy_flags = ["--fp16"]
@@ -950,58 +988,189 @@ def _build_script(
     else:
         legacy_flags = ["--noTF32"]
     for prof, engine in zip(profs, engines, strict=True):
+        base = engine.removesuffix(".engine")  # shell-safe (_engine_names)
+        plan = f'"{base}${{DLA:+_dla$DLA}}.engine"'
         common = [
             *prof.trtexec_args(),
             f"--memPoolSize=workspace:{workspace_mb}",
             f"--timingCacheFile={timing_cache}",
         ]
-        typed_cmd = " ".join(
-            q(a) for a in [f"--onnx={typed_onnx}", f"--saveEngine={engine}", *common, *typed_flags]
-        )
-        legacy_cmd = " ".join(
-            q(a) for a in [f"--onnx={fp32_onnx}", f"--saveEngine={engine}", *common, *legacy_flags]
-        )
+        typed_cmd = " ".join(q(a) for a in [f"--onnx={typed_onnx}", *common, *typed_flags])
+        legacy_cmd = " ".join(q(a) for a in [f"--onnx={fp32_onnx}", *common, *legacy_flags])
         lines += [
-            f"echo {q(f'building {engine}: LR {prof.opt[2]}x{prof.opt[3]}, {precision}')}",
-            'if [ "$major" -ge 10 ]; then',
+            f"plan={plan}",
+            f'echo "building $plan: LR {prof.opt[2]}x{prof.opt[3]}, {precision}${{DLA:+, DLA core $DLA}}"',
+            'if [ "$major" -ge 10 ] && [ -z "$DLA" ]; then',
             "  # Strongly typed: the ONNX tensor types (FP16 nodes / Q/DQ) decide every layer's precision.",
-            f'  "$TRTEXEC" {typed_cmd} --skipInference',
+            f'  "$TRTEXEC" {typed_cmd} --saveEngine="$plan" --skipInference',
             "else",
-            "  # TensorRT 8.x (JetPack 5/6.0): no strongly typed networks, precision by flags.",
+            "  # TensorRT 8.x (JetPack 5/6.0) or DLA: precision by flags.",
             '  if [ "$version" -ge 8600 ]; then only=--skipInference; else only=--buildOnly; fi',
-            f'  "$TRTEXEC" {legacy_cmd} "$only"',
+            f'  "$TRTEXEC" {legacy_cmd} --saveEngine="$plan" "$only" ${{dla[@]+"${{dla[@]}}"}}',
             "fi",
-            f"test -s {q(engine)} || {{ echo {q(f'trtexec reported success but {engine} is empty')} >&2; exit 1; }}",
-            f"cp -- {q(sidecar)} {q(engine + '.json.tmp')} && mv -f -- {q(engine + '.json.tmp')} {q(engine + '.json')}",
+            'test -s "$plan" || { echo "trtexec reported success but $plan is empty" >&2; exit 1; }',
+            f'cp -- {q(sidecar)} "$plan.json.tmp" && mv -f -- "$plan.json.tmp" "$plan.json"',
             "",
         ]
-    lines.append(f"echo {q('done; time it with ./time_engine.sh')}")
+    lines.append('echo "done; time it with ./time_engine.sh${DLA:+ --dla-core $DLA}"')
     return "\n".join(lines) + "\n"
+
+
+#: time_engine.sh, both the generated one and deploy/jetson's (``time_engine_script()``, which a
+#: test keeps identical to the file): @HEADER@, @PRELUDE@, @ENGINE@, @SHAPE@ are filled in.
+_TIME_TEMPLATE = r"""@HEADER@
+#
+#   ./time_engine.sh [--with-copies] [--dla-core N] [--no-power] @USAGE_ENGINE@ [NxCxHxW] [TIMES.json] [extra trtexec options...]
+#
+# Runs trtexec on the engine: CUDA graph launches, 500 ms warm-up, 10 s of inferences, p50/p90/p99
+# (TensorRT >= 8.5; 8.4 takes a single --percentile, p99), every inference's times exported to
+# TIMES.json. NxCxHxW is the `lr` input shape (default @SHAPE@); it must lie inside the engine's
+# optimization profile.
+#   (default)      --noDataTransfers: the GPU time of the net itself (computeMs), no host<->device
+#                  copies; what a camera pipeline whose frames already live in device memory sees.
+#   --with-copies  keeps trtexec's input/output copies (h2dMs, computeMs, d2hMs; latencyMs is their
+#                  sum): end to end from host memory.
+#   --dla-core N   the engine was built for DLA core N (build_engine.sh --dla-core N); trtexec
+#                  loads it on that core.
+#   --no-power     no tegrastats log. Otherwise, where `tegrastats` is on PATH, it samples the
+#                  power rails every 100 ms while trtexec runs into TIMES.tegrastats.log (warm-up
+#                  included), and the summary gives the mean input power (VDD_IN, else the sum
+#                  of the rails).
+# Set the power mode first (sudo ./set_power_mode.sh) so the numbers are comparable; the mode is
+# printed with the results.
+set -euo pipefail
+
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit "${1:-0}"; }
+@PRELUDE@
+COPIES=0 DLA="" POWER=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --with-copies) COPIES=1; shift ;;
+    --no-power) POWER=0; shift ;;
+    --dla-core)
+      case "${2:-}" in ''|*[!0-9]*) echo "--dla-core takes a DLA core number (0 or 1)" >&2; exit 2 ;; esac
+      DLA="$2"; shift 2 ;;
+    -h|--help) usage 0 ;;
+    --) shift; break ;;
+    *) break ;;
+  esac
+done
+ENGINE="${1:-@ENGINE@}"
+[ -n "$ENGINE" ] || usage 2
+SHAPE="${2:-@SHAPE@}"
+TIMES="${3:-times_$(basename "$ENGINE" .engine)_${SHAPE}.json}"
+shift $(( $# < 3 ? $# : 3 ))
+[ -f "$ENGINE" ] || { echo "engine $ENGINE does not exist; build it with build_engine.sh" >&2; exit 2; }
+
+TRTEXEC="${TRTEXEC:-$(command -v trtexec || echo /usr/src/tensorrt/bin/trtexec)}"
+if [ ! -x "$TRTEXEC" ]; then
+  echo "trtexec not found (PATH, /usr/src/tensorrt/bin/trtexec); install JetPack's TensorRT or set TRTEXEC" >&2
+  exit 1
+fi
+# trtexec prints "[TensorRT v100300]" (10.3.0) or "[TensorRT v8502]" (8.5.2) on every run.
+version="${TRT_VERSION:-$("$TRTEXEC" --help 2>&1 | sed -n 's/.*TensorRT v\([0-9][0-9]*\).*/\1/p' | head -n 1)}"
+version="${version:-100000}"
+
+flags=(--useCudaGraph --warmUp=500 --duration=10)
+[ "$COPIES" = 1 ] || flags+=(--noDataTransfers)
+# A comma-separated list needs TensorRT >= 8.5 (8.4's trtexec parses one number).
+if [ "$version" -ge 8500 ]; then flags+=("--percentile=50,90,99"); else flags+=(--percentile=99); fi
+[ -z "$DLA" ] || flags+=("--useDLACore=$DLA")
+
+echo "TensorRT $version, $TRTEXEC"
+if command -v nvpmodel >/dev/null 2>&1; then
+  echo "power mode: $(nvpmodel -q 2>/dev/null | tr '\n' ' ')"
+fi
+POWER_LOG="${TIMES%.json}.tegrastats.log"
+tegra_pid=""
+if [ "$POWER" = 1 ] && command -v tegrastats >/dev/null 2>&1; then
+  tegrastats --interval 100 > "$POWER_LOG" 2>&1 &
+  tegra_pid=$!
+  trap 'kill "$tegra_pid" 2>/dev/null || true' EXIT
+fi
+status=0
+"$TRTEXEC" --loadEngine="$ENGINE" --shapes="lr:$SHAPE" "${flags[@]}" --exportTimes="$TIMES" "$@" || status=$?
+if [ -n "$tegra_pid" ]; then
+  kill "$tegra_pid" 2>/dev/null || true
+  wait "$tegra_pid" 2>/dev/null || true
+  trap - EXIT
+fi
+[ "$status" = 0 ] || { echo "trtexec failed (exit $status)" >&2; exit "$status"; }
+
+# A summary from the exported per-inference times and the power log (python3 ships with JetPack).
+# The rail format is edgesr.profile.minimal.parse_tegrastats's: NAME cur/avg[/max] in mW or W.
+if command -v python3 >/dev/null 2>&1; then
+  python3 - "$TIMES" "$COPIES" "$([ -n "$tegra_pid" ] && echo "$POWER_LOG")" <<'PY'
+import json
+import re
+import sys
+
+times, copies, power_log = sys.argv[1], sys.argv[2] == "1", sys.argv[3]
+runs = [r for r in json.load(open(times)) if "computeMs" in r]
+
+
+def pct(values, p):
+    values = sorted(values)
+    return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
+
+
+if runs:
+    key, what = ("latencyMs", "host-to-host ms (copies + compute)") if copies else ("computeMs", "GPU compute ms")
+    ms = [r[key] for r in runs]
+    print(f"{len(ms)} runs, {what}: p50 {pct(ms, 50):.3f}  p90 {pct(ms, 90):.3f}  p99 {pct(ms, 99):.3f}")
+    if copies:
+        for part in ("h2dMs", "computeMs", "d2hMs"):
+            if all(part in r for r in runs):
+                print(f"  {part[:-2]} p50 {pct([r[part] for r in runs], 50):.3f} ms")
+if power_log:
+    rail_re = re.compile(
+        r"(?<![\w@])([A-Z][A-Z0-9_]*) (\d+(?:\.\d+)?)(mW|W)?/(\d+(?:\.\d+)?)(mW|W)?"
+        r"(?:/(\d+(?:\.\d+)?)(mW|W)?)?(?![\w/.])"
+    )
+    totals, rail = [], ""
+    for line in open(power_log, errors="replace"):
+        rails = {m[0]: float(m[1]) / (1 if m[2] == "W" else 1000) for m in rail_re.findall(line)}
+        if rails:
+            names = next(([n] for n in ("VDD_IN", "POM_5V_IN", "5V_IN") if n in rails), sorted(rails))
+            rail = names[0] if len(names) == 1 else "sum(" + "+".join(names) + ")"
+            totals.append(sum(rails[n] for n in names))
+    if totals:
+        print(f"power: {rail} mean {sum(totals) / len(totals):.2f} W over {len(totals)} samples ({power_log})")
+    else:
+        print(f"power: no rails in {power_log}")
+PY
+fi
+echo "per-inference times: $TIMES"
+"""
+
+
+def time_engine_script(
+    engine: str = "", shape: str = "1x1x270x480", *, header: str = "", prelude: str = ""
+) -> str:
+    """The trtexec timing script; ``engine`` (a shell word, may use ``$DLA``) is the default
+    engine, empty for deploy/jetson's general script that takes it as an argument."""
+    header = header or "# Time a TensorRT engine with trtexec on the device that built it."
+    return "#!/usr/bin/env bash\n" + (
+        _TIME_TEMPLATE.replace("@HEADER@", header.rstrip("\n"))
+        .replace("@PRELUDE@", prelude)
+        .replace("@USAGE_ENGINE@", "[ENGINE]" if engine else "ENGINE")
+        .replace("@ENGINE@", engine)
+        .replace("@SHAPE@", shape)
+    )
 
 
 def _time_script(engines: Sequence[str], profs: Sequence[Profile]) -> str:
-    q = shlex.quote
     first, prof = engines[0], profs[0]
     shape = "x".join(str(d) for d in prof.opt)
-    lines = [
-        _SCRIPT_HEAD.format(
-            version=__version__,
-            what=f"times {first}",
-            purpose="Usage: ./time_engine.sh [ENGINE] [NxCxHxW] [TIMES.json]; run set_power_mode.sh first for stable numbers.",
-            trtexec=TRTEXEC_JETSON,
-        ),
-        f'ENGINE="${{1:-{first}}}"',
-        f'SHAPE="${{2:-{shape}}}"',
-        'TIMES="${3:-times_$(basename "$ENGINE" .engine)_${SHAPE}.json}"',
-        "# CUDA graph launch and no host<->device copies: the GPU time of the net itself.",
-        '"$TRTEXEC" --loadEngine="$ENGINE" --shapes=' + INPUT_NAME + ':"$SHAPE" \\',
-        "  --useCudaGraph --noDataTransfers --warmUp=500 --duration=10 \\",
-        '  --percentile=50,90,99 --exportTimes="$TIMES"',
-        'echo "per-inference times: $TIMES"',
-    ]
+    header = f"# Generated by edgesr {__version__}: times {first} (default; --dla-core N: its _dlaN build)."
     if len(engines) > 1:
-        lines.insert(-6, "# Other engines: " + ", ".join(q(e) for e in engines[1:]))
-    return "\n".join(lines) + "\n"
+        header += "\n# Other engines: " + ", ".join(engines[1:])
+    return time_engine_script(
+        first.removesuffix(".engine") + "${DLA:+_dla$DLA}.engine",
+        shape,
+        header=header,
+        prelude='cd "$(dirname "$0")"',
+    )
 
 
 __all__ = [
@@ -1023,5 +1192,6 @@ __all__ = [
     "resolve_precision",
     "tensorrt_available",
     "write_engine_sidecar",
+    "time_engine_script",
     "write_trt_build_script",
 ]
