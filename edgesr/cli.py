@@ -361,6 +361,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_upscale_parser(sub, _add_recipe_args)
 
+    from edgesr.pipeline.tune import add_tune_parser
+
+    add_tune_parser(sub, _add_recipe_args)
+
     from edgesr.pipeline.check import add_check_parser, add_report_parser
     from edgesr.profile.cli_commands import add_profile_parser
 
