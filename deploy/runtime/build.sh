@@ -7,22 +7,31 @@
 #   PYTHON=...           Python with onnx + the onnxruntime wheel (default: python3 on PATH,
 #                        i.e. the active venv); its wheel's libonnxruntime.so.1.* is linked
 #   SANITIZE=1           ASan + UBSan build (-DEDGESR_SANITIZE=ON) running the same ctest
+#   TSAN=1               ThreadSanitizer build (-DEDGESR_TSAN=ON, build-tsan) running the same ctest
 #   MEMCHECK=1           also run the valgrind memcheck tests (ctest -L memcheck)
 #   ONNXRUNTIME_ROOT=... link an installed ONNX Runtime instead (e.g. on Jetson); no fetch
 #   CMAKE_ARGS="..."     extra cmake arguments (e.g. -DEDGESR_WITH_TENSORRT=ON)
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PYTHON="${PYTHON:-$(command -v python3)}"
-if [ "${SANITIZE:-0}" = 1 ]; then
+SAN=OFF
+TSAN_OPT=OFF
+if [ "${SANITIZE:-0}" = 1 ] && [ "${TSAN:-0}" = 1 ]; then
+  echo "SANITIZE=1 and TSAN=1 cannot be combined (ASan and TSan exclude each other)" >&2
+  exit 2
+elif [ "${SANITIZE:-0}" = 1 ]; then
   BUILD_DIR="${BUILD_DIR:-$HERE/build-asan}"
   SAN=ON
+elif [ "${TSAN:-0}" = 1 ]; then
+  BUILD_DIR="${BUILD_DIR:-$HERE/build-tsan}"
+  TSAN_OPT=ON
 else
   BUILD_DIR="${BUILD_DIR:-$HERE/build}"
-  SAN=OFF
 fi
 JOBS="${JOBS:-$(nproc 2>/dev/null || echo 2)}"
 
-args=(-DEDGESR_PYTHON="$PYTHON" -DEDGESR_SANITIZE="$SAN" -DCMAKE_BUILD_TYPE=Release)
+args=(-DEDGESR_PYTHON="$PYTHON" -DEDGESR_SANITIZE="$SAN" -DEDGESR_TSAN="$TSAN_OPT"
+  -DCMAKE_BUILD_TYPE=Release)
 if [ -n "${ONNXRUNTIME_ROOT:-}" ]; then
   args+=(-DONNXRUNTIME_ROOT="$ONNXRUNTIME_ROOT")
 else

@@ -1,15 +1,20 @@
-/* edgesr_upscale: upscale a PGM (Y model), PPM (RGB or Y model) or raw NV12 frame with an
- * edgesr model through libedgesr, and print per-frame latency percentiles.
+/* edgesr_upscale: upscale a PGM (Y model), PPM (RGB or Y model) or raw YUV 4:2:0 camera frame
+ * (NV12, NV21, I420) with an edgesr model through libedgesr, and print per-frame latency
+ * percentiles.
  *
  *   edgesr_upscale --model espcn_x4.onnx --input in.pgm --out out.pgm --frames 50
- *   edgesr_upscale --model espcn_x4.onnx --nv12 cam.yuv --size 480x270 --out sr.yuv
+ *   edgesr_upscale --model espcn_x4.onnx --yuv cam.yuv --format nv12 --size 480x270 --out sr.yuv
+ *   edgesr_upscale --model espcn_x4.onnx --yuv cam.yuv --size 480x270 --streams 2   # two cameras
  *   edgesr_upscale --model espcn_x4.onnx --synthetic 480x270 --float --frames 30 --json
  *
- * --float times esr_upscale_f32 on float planes (what ONNX Runtime from Python is given),
- * the others the 8-bit frame calls. Latency is the wall time of each frame call; the first
- * --warmup calls are not counted. */
+ * One model is loaded; each of --streams camera threads gets its own stream of it (shared
+ * weights and thread pool, own buffers) and upscales --frames frames. --float times
+ * esr_upscale_f32 on float planes (what ONNX Runtime from Python is given), the others the 8-bit
+ * frame calls. Latency is the wall time of each frame call, over all streams; the first
+ * --warmup calls of each stream are not counted. --out writes stream 0's last frame. */
 #define _POSIX_C_SOURCE 200112L
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,23 +22,27 @@
 
 #include "edgesr.h"
 
-typedef enum { IN_NONE, IN_PGM, IN_PPM, IN_NV12, IN_SYNTH } input_kind;
+typedef enum { IN_NONE, IN_PGM, IN_PPM, IN_YUV, IN_SYNTH } input_kind;
 
 typedef struct args {
   const char* model;
   const char* input;
   const char* out;
   input_kind kind;
+  esr_pixel_format format; /* of --yuv input */
+  esr_yuv_matrix matrix;
+  esr_yuv_range range;
   size_t w, h;
-  int threads, frames, warmup, use_float, json, backend, device;
+  int threads, frames, warmup, use_float, json, backend, device, streams;
 } args;
 
 static void usage(void) {
   fprintf(stderr,
-          "usage: edgesr_upscale --model MODEL (--input IN.pgm|IN.ppm | --nv12 IN.yuv --size WxH |\n"
-          "                      --synthetic WxH) [--out OUT] [--frames N] [--warmup N]\n"
-          "                      [--threads N] [--backend onnxruntime|tensorrt] [--device N]\n"
-          "                      [--float] [--json]\n");
+          "usage: edgesr_upscale --model MODEL (--input IN.pgm|IN.ppm |\n"
+          "                      --yuv IN.yuv --size WxH [--format nv12|nv21|i420] [--bt709]\n"
+          "                      [--full-range] | --synthetic WxH) [--out OUT] [--frames N]\n"
+          "                      [--warmup N] [--streams N] [--threads N]\n"
+          "                      [--backend onnxruntime|tensorrt] [--device N] [--float] [--json]\n");
 }
 
 static int parse_size(const char* s, size_t* w, size_t* h) {
@@ -52,11 +61,15 @@ static int parse_args(int argc, char** argv, args* a) {
   memset(a, 0, sizeof *a);
   a->frames = 10;
   a->warmup = 2;
+  a->streams = 1;
+  a->format = ESR_PIXEL_NV12;
   for (i = 1; i < argc; ++i) {
     const char* k = argv[i];
     const char* v = i + 1 < argc ? argv[i + 1] : NULL;
     if (strcmp(k, "--float") == 0) { a->use_float = 1; continue; }
     if (strcmp(k, "--json") == 0) { a->json = 1; continue; }
+    if (strcmp(k, "--bt709") == 0) { a->matrix = ESR_YUV_BT709; continue; }
+    if (strcmp(k, "--full-range") == 0) { a->range = ESR_RANGE_FULL; continue; }
     if (v == NULL) return 0;
     ++i;
     if (strcmp(k, "--model") == 0) a->model = v;
@@ -64,21 +77,30 @@ static int parse_args(int argc, char** argv, args* a) {
     else if (strcmp(k, "--threads") == 0) a->threads = atoi(v);
     else if (strcmp(k, "--frames") == 0) a->frames = atoi(v);
     else if (strcmp(k, "--warmup") == 0) a->warmup = atoi(v);
+    else if (strcmp(k, "--streams") == 0) a->streams = atoi(v);
     else if (strcmp(k, "--device") == 0) a->device = atoi(v);
     else if (strcmp(k, "--backend") == 0) a->backend = strcmp(v, "tensorrt") == 0;
     else if (strcmp(k, "--input") == 0) {
       const char* dot = strrchr(v, '.');
       a->input = v;
       a->kind = dot && (strcmp(dot, ".ppm") == 0 || strcmp(dot, ".PPM") == 0) ? IN_PPM : IN_PGM;
-    } else if (strcmp(k, "--nv12") == 0) { a->input = v; a->kind = IN_NV12; }
-    else if (strcmp(k, "--size") == 0) { if (!parse_size(v, &a->w, &a->h)) return 0; }
+    } else if (strcmp(k, "--yuv") == 0 || strcmp(k, "--nv12") == 0) {
+      a->input = v;
+      a->kind = IN_YUV;
+    } else if (strcmp(k, "--format") == 0) {
+      if (strcmp(v, "nv12") == 0) a->format = ESR_PIXEL_NV12;
+      else if (strcmp(v, "nv21") == 0) a->format = ESR_PIXEL_NV21;
+      else if (strcmp(v, "i420") == 0) a->format = ESR_PIXEL_I420;
+      else return 0;
+    } else if (strcmp(k, "--size") == 0) { if (!parse_size(v, &a->w, &a->h)) return 0; }
     else if (strcmp(k, "--synthetic") == 0) {
       if (!parse_size(v, &a->w, &a->h)) return 0;
       a->kind = IN_SYNTH;
     } else return 0;
   }
   if (a->model == NULL || a->kind == IN_NONE || a->frames < 1 || a->warmup < 0) return 0;
-  if (a->kind == IN_NV12 && (a->w == 0 || a->h == 0)) return 0;
+  if (a->streams < 1 || a->streams > 64) return 0;
+  if (a->kind == IN_YUV && (a->w == 0 || a->h == 0 || a->w % 2 || a->h % 2)) return 0;
   return 1;
 }
 
@@ -168,48 +190,124 @@ static double percentile(const double* sorted, int n, double p) {
   return sorted[i] + (pos - i) * (sorted[i + 1] - sorted[i]);
 }
 
+/* One camera stream: its own esr_stream of the shared model and its own output frame. */
+typedef struct camera {
+  const args* a;
+  esr_model* model;
+  esr_stream* stream;
+  esr_image in, out;         /* u8 frames (planes point into in_buf / out_buf) */
+  const float* fin;          /* --float: shared input planes */
+  float* fout;
+  uint8_t* out_buf;
+  size_t channels;
+  double* times;             /* a->frames per stream */
+  esr_status status;
+  char error[512];
+} camera;
+
+static void* camera_loop(void* arg) {
+  camera* c = (camera*)arg;
+  const args* a = c->a;
+  int i;
+  for (i = -a->warmup; i < a->frames; ++i) {
+    double t0 = now_ms();
+    if (a->use_float) {
+      c->status = esr_upscale_f32(c->stream, c->fin, 1, c->channels, c->in.width, c->in.height,
+                                  c->fout);
+    } else {
+      c->status = esr_upscale_image(c->stream, &c->in, &c->out);
+    }
+    if (c->status != ESR_OK) {
+      /* esr_last_error is per thread: keep this thread's message for main. */
+      snprintf(c->error, sizeof c->error, "%s", esr_last_error());
+      return NULL;
+    }
+    if (i >= 0) c->times[i] = now_ms() - t0;
+  }
+  return NULL;
+}
+
+/* Plane layout of a packed w x h frame of `format` in one buffer (as raw .yuv files store it);
+ * returns the buffer size. */
+static size_t layout(esr_pixel_format format, size_t w, size_t h, uint8_t* base, esr_image* im) {
+  im->width = w;
+  im->height = h;
+  im->format = format;
+  im->planes[0] = base;
+  if (format == ESR_PIXEL_GRAY8) {
+    im->pitches[0] = w;
+    return w * h;
+  }
+  if (format == ESR_PIXEL_RGB24) {
+    im->pitches[0] = 3 * w;
+    return 3 * w * h;
+  }
+  im->pitches[0] = w;
+  if (format == ESR_PIXEL_I420) {
+    im->planes[1] = base ? base + w * h : NULL;
+    im->planes[2] = base ? base + w * h + (w / 2) * (h / 2) : NULL;
+    im->pitches[1] = im->pitches[2] = w / 2;
+  } else {
+    im->planes[1] = base ? base + w * h : NULL;
+    im->pitches[1] = w;
+  }
+  return w * h + 2 * (w / 2) * (h / 2);
+}
+
 int main(int argc, char** argv) {
   args a;
-  esr_options opts = esr_default_options();
-  esr_engine* engine = NULL;
-  int32_t scale = 0;
-  esr_color color = ESR_COLOR_Y_BT601;
-  size_t w = 0, h = 0, ow = 0, oh = 0, ch, x, y, in_n, out_n;
-  uint8_t *in = NULL, *out = NULL;
+  esr_options opts;
+  esr_model* model = NULL;
+  esr_model_info info;
+  camera* cams = NULL;
+  pthread_t* tids = NULL;
+  esr_image in_im, out_im;
+  esr_pixel_format format = ESR_PIXEL_GRAY8;
+  size_t w = 0, h = 0, ow = 0, oh = 0, ch, x, y, in_n = 0, out_n = 0, mc, n_times;
+  uint8_t* in = NULL;
   float *fin = NULL, *fout = NULL;
-  double* times = NULL;
-  double mean = 0;
-  esr_status st = ESR_OK;
-  int i, rc = 1;
+  double *times = NULL, mean = 0;
+  int i, rc = 1, started = 0;
 
   if (!parse_args(argc, argv, &a)) {
     usage();
     return 2;
   }
+  esr_options_init(&opts, sizeof opts);
   opts.num_threads = a.threads;
   opts.backend = a.backend ? ESR_BACKEND_TENSORRT : ESR_BACKEND_ONNXRUNTIME;
   opts.device_id = a.device;
-  if (esr_engine_create(a.model, &opts, &engine) != ESR_OK) {
+  memset(&info, 0, sizeof info);
+  info.struct_size = sizeof info;
+  if (esr_model_create(a.model, &opts, &model) != ESR_OK ||
+      esr_model_get_info(model, &info) != ESR_OK) {
     fprintf(stderr, "edgesr_upscale: %s\n", esr_last_error());
+    esr_model_destroy(model);
     return 1;
   }
-  esr_engine_info(engine, &scale, &color);
-  ch = color == ESR_COLOR_RGB ? 3 : 1;
+  mc = (size_t)info.channels;
 
-  /* Load or make the input frame. */
+  /* Load or make the input frame. Its format comes from the file, never from the model: a PGM
+   * is one luma plane whatever the model wants. */
+  memset(&in_im, 0, sizeof in_im);
+  in_im.struct_size = sizeof in_im;
+  in_im.matrix = a.matrix;
+  in_im.range = a.range;
   if (a.kind == IN_PGM) {
     in = read_pnm(a.input, 1, &w, &h);
+    format = ESR_PIXEL_GRAY8;
   } else if (a.kind == IN_PPM) {
     in = read_pnm(a.input, 3, &w, &h);
-    ch = 3;
-  } else if (a.kind == IN_NV12) {
+    format = ESR_PIXEL_RGB24;
+  } else if (a.kind == IN_YUV) {
     FILE* f = fopen(a.input, "rb");
     w = a.w;
     h = a.h;
-    in_n = w * h + w * (h / 2);
+    format = a.format;
+    in_n = layout(format, w, h, NULL, &in_im);
     in = (uint8_t*)malloc(in_n);
     if (f == NULL || in == NULL || fread(in, 1, in_n, f) != in_n) {
-      fprintf(stderr, "cannot read %zu bytes of NV12 from %s\n", in_n, a.input);
+      fprintf(stderr, "cannot read %zu bytes of YUV 4:2:0 from %s\n", in_n, a.input);
       free(in);
       in = NULL;
     }
@@ -217,75 +315,116 @@ int main(int argc, char** argv) {
   } else {
     w = a.w;
     h = a.h;
+    format = mc == 3 ? ESR_PIXEL_RGB24 : ESR_PIXEL_GRAY8;
+    ch = mc;
     in = (uint8_t*)malloc(w * h * ch);
     if (in)
       for (y = 0; y < h; ++y)
         for (x = 0; x < w * ch; ++x) in[y * w * ch + x] = (uint8_t)((x * 255) / (w * ch) ^ (y & 31));
   }
   if (in == NULL) goto done;
-  if (esr_output_size(engine, w, h, &ow, &oh) != ESR_OK) {
+  if (format != ESR_PIXEL_RGB24 && info.color == ESR_COLOR_RGB) {
+    fprintf(stderr,
+            "edgesr_upscale: %s is a luma/YUV frame but the model is rgb; give it a PPM (P6) "
+            "frame, or use a y_bt601 model\n",
+            a.input);
+    goto done;
+  }
+  if (esr_output_size(model, w, h, &ow, &oh) != ESR_OK) {
     fprintf(stderr, "edgesr_upscale: %s\n", esr_last_error());
     goto done;
   }
-  out_n = a.kind == IN_NV12 ? ow * oh + ow * (oh / 2) : ow * oh * ch;
-  out = (uint8_t*)malloc(out_n);
-  times = (double*)malloc(sizeof(double) * (size_t)a.frames);
-  if (out == NULL || times == NULL) goto done;
+  in_n = layout(format, w, h, in, &in_im);
+  out_im = in_im;
+  out_n = layout(format, ow, oh, NULL, &out_im);
+  n_times = (size_t)a.frames * (size_t)a.streams;
+  times = (double*)malloc(sizeof(double) * n_times);
+  cams = (camera*)calloc((size_t)a.streams, sizeof *cams);
+  tids = (pthread_t*)calloc((size_t)a.streams, sizeof *tids);
+  if (times == NULL || cams == NULL || tids == NULL) goto done;
   if (a.use_float) {
-    size_t mc = color == ESR_COLOR_RGB ? 3 : 1;
+    /* The float planes of the frame's luma (or RGB planes), as Python's ORT would get them. */
     fin = (float*)malloc(w * h * mc * sizeof(float));
-    fout = (float*)malloc(ow * oh * mc * sizeof(float));
+    fout = (float*)malloc(ow * oh * mc * sizeof(float) * (size_t)a.streams);
     if (fin == NULL || fout == NULL) goto done;
     for (x = 0; x < w * h * mc; ++x) fin[x] = (float)in[x % (w * h)] / 255.0f;
   }
-
-  for (i = -a.warmup; i < a.frames; ++i) {
-    double t0 = now_ms();
-    if (a.use_float) {
-      st = esr_upscale_f32(engine, fin, 1, color == ESR_COLOR_RGB ? 3 : 1, w, h, fout);
-    } else if (a.kind == IN_NV12) {
-      st = esr_upscale_nv12(engine, in, w, in + w * h, w, w, h, out, ow, out + ow * oh, ow);
-    } else if (ch == 3) {
-      st = esr_upscale_rgb_u8(engine, in, w, h, 3 * w, out, 3 * ow);
-    } else {
-      st = esr_upscale_y_u8(engine, in, w, h, w, out, ow);
-    }
-    if (st != ESR_OK) {
-      fprintf(stderr, "edgesr_upscale: frame failed: %s\n", esr_last_error());
+  for (i = 0; i < a.streams; ++i) {
+    camera* c = &cams[i];
+    c->a = &a;
+    c->model = model;
+    c->in = in_im;
+    c->out = out_im;
+    c->channels = mc;
+    c->fin = fin;
+    c->fout = fout ? fout + (size_t)i * ow * oh * mc : NULL;
+    c->times = times + (size_t)i * (size_t)a.frames;
+    c->out_buf = (uint8_t*)malloc(out_n);
+    if (c->out_buf == NULL) goto done;
+    layout(format, ow, oh, c->out_buf, &c->out);
+    if (esr_stream_create(model, &c->stream) != ESR_OK ||
+        esr_stream_prepare(c->stream, w, h) != ESR_OK) {
+      fprintf(stderr, "edgesr_upscale: stream %d: %s\n", i, esr_last_error());
       goto done;
     }
-    if (i >= 0) times[i] = now_ms() - t0;
   }
-  for (i = 0; i < a.frames; ++i) mean += times[i] / a.frames;
-  qsort(times, (size_t)a.frames, sizeof(double), cmp_double);
+  for (i = 0; i < a.streams; ++i) {
+    if (pthread_create(&tids[i], NULL, camera_loop, &cams[i]) != 0) break;
+    ++started;
+  }
+  for (i = 0; i < started; ++i) pthread_join(tids[i], NULL);
+  if (started < a.streams) {
+    fprintf(stderr, "edgesr_upscale: cannot start %d camera threads\n", a.streams);
+    goto done;
+  }
+  for (i = 0; i < a.streams; ++i) {
+    if (cams[i].status != ESR_OK) {
+      fprintf(stderr, "edgesr_upscale: stream %d: frame failed: %s\n", i, cams[i].error);
+      goto done;
+    }
+  }
+  for (x = 0; x < n_times; ++x) mean += times[x] / (double)n_times;
+  qsort(times, n_times, sizeof(double), cmp_double);
   if (a.json) {
     printf("{\"in\": [%zu, %zu], \"out\": [%zu, %zu], \"scale\": %d, \"threads\": %d, "
-           "\"path\": \"%s\", \"frames\": %d, \"p50_ms\": %.4f, \"p90_ms\": %.4f, "
-           "\"p99_ms\": %.4f, \"mean_ms\": %.4f, \"min_ms\": %.4f}\n",
-           h, w, oh, ow, (int)scale, a.threads,
-           a.use_float ? "f32" : a.kind == IN_NV12 ? "nv12" : ch == 3 ? "rgb_u8" : "y_u8",
-           a.frames, percentile(times, a.frames, 50), percentile(times, a.frames, 90),
-           percentile(times, a.frames, 99), mean, times[0]);
+           "\"streams\": %d, \"path\": \"%s\", \"frames\": %d, \"p50_ms\": %.4f, "
+           "\"p90_ms\": %.4f, \"p99_ms\": %.4f, \"mean_ms\": %.4f, \"min_ms\": %.4f}\n",
+           h, w, oh, ow, (int)info.scale, a.threads, a.streams,
+           a.use_float                      ? "f32"
+           : format == ESR_PIXEL_NV12       ? "nv12"
+           : format == ESR_PIXEL_NV21       ? "nv21"
+           : format == ESR_PIXEL_I420       ? "i420"
+           : format == ESR_PIXEL_RGB24      ? "rgb_u8"
+                                            : "y_u8",
+           a.frames, percentile(times, (int)n_times, 50), percentile(times, (int)n_times, 90),
+           percentile(times, (int)n_times, 99), mean, times[0]);
   } else {
-    printf("%s: %zux%zu -> %zux%zu (x%d, %s), %d frames after %d warm-up\n", a.model, w, h, ow,
-           oh, (int)scale, esr_version(), a.frames, a.warmup);
+    printf("%s: %zux%zu -> %zux%zu (x%d, %s), %d stream(s) x %d frames after %d warm-up\n",
+           a.model, w, h, ow, oh, (int)info.scale, esr_version(), a.streams, a.frames, a.warmup);
     printf("latency ms: p50 %.3f  p90 %.3f  p99 %.3f  mean %.3f  min %.3f\n",
-           percentile(times, a.frames, 50), percentile(times, a.frames, 90),
-           percentile(times, a.frames, 99), mean, times[0]);
+           percentile(times, (int)n_times, 50), percentile(times, (int)n_times, 90),
+           percentile(times, (int)n_times, 99), mean, times[0]);
   }
   if (a.out != NULL && !a.use_float) {
     char header[64];
-    if (a.kind == IN_NV12) header[0] = '\0';
-    else snprintf(header, sizeof header, "%s\n%zu %zu\n255\n", ch == 3 ? "P6" : "P5", ow, oh);
-    if (!write_file(a.out, header, out, out_n)) goto done;
+    if (format != ESR_PIXEL_GRAY8 && format != ESR_PIXEL_RGB24) header[0] = '\0';
+    else
+      snprintf(header, sizeof header, "%s\n%zu %zu\n255\n",
+               format == ESR_PIXEL_RGB24 ? "P6" : "P5", ow, oh);
+    if (!write_file(a.out, header, cams[0].out_buf, out_n)) goto done;
   }
   rc = 0;
 done:
+  for (i = 0; cams != NULL && i < a.streams; ++i) {
+    esr_stream_destroy(cams[i].stream);
+    free(cams[i].out_buf);
+  }
+  esr_model_destroy(model);
+  free(cams);
+  free(tids);
   free(in);
-  free(out);
   free(fin);
   free(fout);
   free(times);
-  esr_engine_destroy(engine);
   return rc;
 }

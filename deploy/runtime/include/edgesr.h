@@ -1,57 +1,76 @@
 /* libedgesr: run an edgesr super-resolution model on camera frames from C.
  *
- * A stable C99 ABI over ONNX Runtime (always built) and TensorRT (built with
+ * A C99 ABI over ONNX Runtime (always built) and TensorRT (built with
  * -DEDGESR_WITH_TENSORRT=ON when TensorRT and CUDA are found).
  *
- * Usage:
+ * One model, many streams: an esr_model holds the weights, the backend session and its thread
+ * pool, and is shared; each camera stream gets an esr_stream (its working buffers and backend
+ * state). Two NV12 camera streams on one model:
  *
- *   esr_options opts = esr_default_options();
+ *   esr_options opts;
+ *   esr_options_init(&opts, sizeof opts);                         // defaults, this header's size
  *   opts.num_threads = 2;
- *   esr_engine* engine = NULL;
- *   if (esr_engine_create("espcn_x4.onnx", &opts, &engine) != ESR_OK) {
+ *   esr_model* model = NULL;
+ *   if (esr_model_create("espcn_x4.onnx", &opts, &model) != ESR_OK) {
  *     fprintf(stderr, "edgesr: %s\n", esr_last_error());
  *     return 1;
  *   }
- *   size_t out_w, out_h;
- *   esr_output_size(engine, 480, 270, &out_w, &out_h);          // 1920 x 1080 for x4
- *   uint8_t* sr = malloc(out_w * out_h);                          // caller-owned output
- *   for (;;) {                                                    // one call per camera frame
- *     esr_status st = esr_upscale_y_u8(engine, y, 480, 270, y_stride, sr, out_w);
- *     if (st != ESR_OK) { fprintf(stderr, "%s\n", esr_last_error()); break; }
+ *   esr_stream* cam[2] = {NULL, NULL};
+ *   for (int i = 0; i < 2; ++i) {
+ *     esr_stream_create(model, &cam[i]);
+ *     esr_stream_prepare(cam[i], 480, 270);                        // refuses sizes the model cannot take
  *   }
- *   free(sr);
- *   esr_engine_destroy(engine);
+ *   esr_model_destroy(model);                                      // the streams keep it alive
+ *   // per frame, on each camera's own thread (buffers as the camera delivers them):
+ *   esr_image in = {0}, out = {0};
+ *   in.struct_size = out.struct_size = sizeof in;
+ *   in.format = out.format = ESR_PIXEL_NV12;
+ *   in.matrix = out.matrix = ESR_YUV_BT601;
+ *   in.range = out.range = ESR_RANGE_LIMITED;
+ *   in.width = 480;  in.height = 270;  in.planes[0] = y;  in.pitches[0] = y_pitch;
+ *   in.planes[1] = uv;  in.pitches[1] = uv_pitch;
+ *   out.width = 1920;  out.height = 1080;  ... caller-owned output planes and pitches ...
+ *   if (esr_upscale_image(cam[i], &in, &out) != ESR_OK) fprintf(stderr, "%s\n", esr_last_error());
+ *   ...
+ *   esr_stream_destroy(cam[0]);
+ *   esr_stream_destroy(cam[1]);                                    // the last one frees the model
+ *
+ * ABI. ESR_ABI_VERSION is the library's SOVERSION (libedgesr.so.<ABI>): it changes whenever a
+ * call, a struct layout or an enum value changes incompatibly. Structs passed to the library
+ * (esr_options, esr_model_info, esr_image) start with struct_size: the library reads or writes
+ * only min(struct_size, its own sizeof) bytes and defaults the rest, so a program built against
+ * an older header (a smaller struct) keeps working when fields are appended. Fields are only
+ * ever appended, enum values and status codes only ever added.
  *
  * Model files. ONNX backend: an ONNX file written by `edgesr export`: one float32 input
  * [N,C,H,W] in [0,1], one output [N,C,sH,sW]; the scale s and the colour convention come from
  * the metadata_props `edgesr.scale` ("2", "3", "4", ...) and `edgesr.color` ("y_bt601": C = 1,
- * the BT.601 luma plane; "rgb": C = 3). TensorRT backend: a serialized engine plan; a plan has
- * no metadata, so they are read from the JSON sidecar `<plan path>.json`, e.g.
- * {"scale": 4, "color": "y_bt601"}. A model without that metadata is refused
+ * the BT.601 studio-range luma plane; "rgb": C = 3). TensorRT backend: a serialized engine
+ * plan; a plan has no metadata, so they are read from the JSON sidecar `<plan path>.json`,
+ * e.g. {"scale": 4, "color": "y_bt601"}. A model without that metadata is refused
  * (ESR_ERR_MODEL_METADATA): guessing the scale or colour would give silently wrong frames.
  *
- * Pixel conventions. uint8 -> float is v / 255 in float32 (exact, as edgesr.data.color.to_float).
+ * Pixel conventions. uint8 -> float is v / 255 in float32 (as edgesr.data.color.to_float).
  * float -> uint8 clamps to [0, 1] and rounds half away from zero: floor(clamp(v, 0, 1) * 255 + 0.5)
  * computed in double, as edgesr.data.color.to_uint8 (MATLAB's im2uint8); NaN becomes 0.
- * Chroma (NV12 UV, and CbCr of RGB frames on a Y model) is upsampled bilinearly with
- * centre-aligned samples and clamped edges, in integer arithmetic (see esr_upscale_nv12).
+ * Chroma (4:2:0 planes, and CbCr of RGB frames on a Y model) is upsampled bilinearly with
+ * centre-aligned samples and clamped edges (see esr_upscale_image).
  *
- * Thread safety. Distinct engines may be created, used and destroyed concurrently from any
- * threads. One engine must not be used by two threads at the same time: frame calls reuse the
- * engine's buffers (serialise them yourself, or create one engine per thread). Everything else
- * (esr_version, esr_default_options, esr_status_string, esr_last_error) is thread-safe;
- * esr_last_error is per thread.
+ * Thread safety, per call: every call is marked [any thread] (may run concurrently with any
+ * other call, including on the same handle), [model] (concurrently with other [model] and
+ * stream calls on the same model; not with esr_model_destroy of the caller's own reference)
+ * or [one thread per stream] (a stream is used by one thread at a time; different streams,
+ * even of one model, run concurrently). esr_last_error is per thread.
  *
  * Memory. Every pointer the caller passes stays owned by the caller; the library keeps none of
- * them after a call returns. Frames are caller-owned: the library never allocates an output for
- * the caller. An engine allocates its working buffers on the first frame of a size (and batch)
- * and reuses them while the size stays the same, so steady-state frame calls allocate nothing
- * in libedgesr (the backend may still use its own arena). Strings returned by the library are
- * static or owned by it; never free them.
+ * them after a call returns. Outputs are caller-allocated. A stream allocates its working
+ * buffers on the first frame of a size (or in esr_stream_prepare) and reuses them while the
+ * size stays the same, so steady-state frame calls allocate nothing in libedgesr (the backend
+ * may still use its own arena). Strings returned by the library are static or owned by it.
  *
- * Sizes are size_t pixels. A size of 0, a stride smaller than the row it holds, or an odd NV12
- * size is ESR_ERR_INVALID_ARGUMENT; size arithmetic that would overflow size_t (or the
- * backend's int64 dimensions) is ESR_ERR_SIZE_OVERFLOW. No call aborts or crashes on bad input.
+ * Sizes are size_t pixels. A size of 0, a pitch smaller than the row it holds, or an odd size
+ * for a 4:2:0 format is ESR_ERR_INVALID_ARGUMENT; size arithmetic that would overflow size_t (or
+ * the backend's int64 dimensions) is ESR_ERR_SIZE_OVERFLOW. No call aborts on bad input.
  */
 #ifndef EDGESR_H_
 #define EDGESR_H_
@@ -76,20 +95,23 @@ extern "C" {
 #endif
 
 #define ESR_VERSION_MAJOR 0
-#define ESR_VERSION_MINOR 1
+#define ESR_VERSION_MINOR 2
 #define ESR_VERSION_PATCH 0
+/* The ABI this header describes; equals the library's SOVERSION. */
+#define ESR_ABI_VERSION 1
 
 /* Status codes. Values are part of the ABI: new codes are only ever appended. */
 typedef enum esr_status {
   ESR_OK = 0,
-  ESR_ERR_INVALID_ARGUMENT = 1, /* NULL pointer, zero/odd size, stride < width, bad option */
+  ESR_ERR_INVALID_ARGUMENT = 1, /* NULL pointer, zero/odd size, pitch < row, bad option */
   ESR_ERR_SIZE_OVERFLOW = 2,    /* a size computation would overflow */
   ESR_ERR_MODEL_LOAD = 3,       /* model missing, unreadable, corrupt or not ONNX / a plan */
   ESR_ERR_MODEL_METADATA = 4,   /* no or bad edgesr.scale / edgesr.color (or sidecar) */
-  ESR_ERR_MODEL_MISMATCH = 5,   /* model does not fit the call (e.g. NV12 on an RGB model) */
+  ESR_ERR_MODEL_MISMATCH = 5,   /* model does not fit the call (NV12 on an RGB model, a frame
+                                   size outside the model's static shape or profile) */
   ESR_ERR_BACKEND_UNAVAILABLE = 6, /* backend not compiled in, or its device is missing */
   ESR_ERR_RUNTIME = 7,          /* the backend failed while running a frame */
-  ESR_ERR_OUT_OF_MEMORY = 8
+  ESR_ERR_OUT_OF_MEMORY = 8     /* libedgesr's or the backend's allocation failed */
 } esr_status;
 
 typedef enum esr_backend {
@@ -102,107 +124,188 @@ typedef enum esr_color {
   ESR_COLOR_RGB = 1      /* three channels, planar R, G, B in [0, 1] */
 } esr_color;
 
-/* Engine options. Always start from esr_default_options() so fields added in later versions
- * get their defaults; struct_size lets the library tell which version the caller was built
- * against. */
+typedef enum esr_log_level {
+  ESR_LOG_DEBUG = 0,
+  ESR_LOG_INFO = 1,
+  ESR_LOG_WARNING = 2,
+  ESR_LOG_ERROR = 3
+} esr_log_level;
+
+/* Model options. Initialise with esr_options_init(&o, sizeof o), then change fields. */
 typedef struct esr_options {
-  uint32_t struct_size; /* set by esr_default_options(); do not change */
+  uint32_t struct_size; /* sizeof the caller's struct; set by esr_options_init */
   esr_backend backend;  /* default ESR_BACKEND_ONNXRUNTIME */
-  int32_t num_threads;  /* ORT intra-op threads; 0 = ORT's default (one per physical core) */
+  int32_t num_threads;  /* ORT intra-op threads, shared by all streams of the model;
+                           0 = ORT's default (one per physical core) */
   int32_t device_id;    /* CUDA device for TensorRT; ignored by the ONNX Runtime backend */
+  /* ---- ABI 1 ---- */
+  int32_t intra_op_spinning; /* ORT pool threads spin while waiting for work: 1 on, 0 off (less
+                                CPU between frames of several streams), -1 = ORT's default */
 } esr_options;
 
-/* Opaque engine: one loaded model plus its working buffers. */
-typedef struct esr_engine esr_engine;
+/* Opaque handles. A model is shared by its streams; a stream is one camera's state. */
+typedef struct esr_model esr_model;
+typedef struct esr_stream esr_stream;
 
-/* The library version, "MAJOR.MINOR.PATCH (backends: onnxruntime[,tensorrt])".
- * Ownership: static string, never free it. */
+/* What a model takes and gives (esr_model_get_info). -1 in a shape is a dynamic dimension. */
+typedef struct esr_model_info {
+  uint32_t struct_size;      /* set by the caller: sizeof(esr_model_info) */
+  int32_t scale;             /* output = input * scale */
+  esr_color color;
+  int32_t channels;          /* 1 (y_bt601) or 3 (rgb) */
+  esr_backend backend;
+  int32_t num_threads;       /* as requested in the options (0 = backend default) */
+  int32_t intra_op_spinning; /* as requested (-1 = backend default) */
+  char precision[32];        /* edgesr.precision ("fp32", "int8-qdq", ...); "" if not recorded */
+  int64_t input_shape[4];    /* N, C, H, W as the model declares them */
+  int64_t output_shape[4];
+  uint64_t min_width, min_height; /* input frame sizes the model accepts */
+  uint64_t max_width, max_height; /* (UINT64_MAX: no limit other than memory) */
+} esr_model_info;
+
+/* Camera frames. */
+typedef enum esr_pixel_format {
+  ESR_PIXEL_GRAY8 = 0, /* one plane: luma (Y model) */
+  ESR_PIXEL_RGB24 = 1, /* one plane: interleaved R, G, B bytes */
+  ESR_PIXEL_NV12 = 2,  /* Y plane + interleaved U, V plane at half width and height */
+  ESR_PIXEL_NV21 = 3,  /* Y plane + interleaved V, U plane at half width and height */
+  ESR_PIXEL_I420 = 4   /* Y, U, V planes, U and V at half width and height */
+} esr_pixel_format;
+
+typedef enum esr_yuv_matrix {
+  ESR_YUV_BT601 = 0,
+  ESR_YUV_BT709 = 1
+} esr_yuv_matrix;
+
+typedef enum esr_yuv_range {
+  ESR_RANGE_LIMITED = 0, /* Y in 16..235, chroma in 16..240 ("studio", "video") */
+  ESR_RANGE_FULL = 1     /* Y and chroma in 0..255 ("JPEG", "PC") */
+} esr_yuv_range;
+
+/* A frame in caller-owned memory. planes[i] / pitches[i] (bytes between rows) per plane:
+ * GRAY8 and RGB24 use plane 0; NV12/NV21 planes 0 (Y) and 1 (UV or VU); I420 planes 0, 1, 2
+ * (Y, U, V). Unused planes are ignored. Planes may live at unrelated addresses and rows may be
+ * padded (pitch > row bytes); the padding of output rows is never written. matrix and range
+ * describe YUV frames (ignored for GRAY8's matrix and for RGB24). Input planes are only read. */
+typedef struct esr_image {
+  uint32_t struct_size; /* sizeof(esr_image) */
+  esr_pixel_format format;
+  esr_yuv_matrix matrix;
+  esr_yuv_range range;
+  size_t width, height; /* in pixels of plane 0 */
+  uint8_t* planes[3];
+  size_t pitches[3];
+} esr_image;
+
+/* Messages for the log callback: every failure (ESR_LOG_ERROR, the text of esr_last_error),
+ * model loading (INFO), slow fallbacks (WARNING), buffer growth (DEBUG), and ONNX Runtime's own
+ * log (prefixed "onnxruntime: "; only if libedgesr created the process's ORT environment). */
+typedef void (*esr_log_fn)(void* user_data, esr_log_level level, const char* message);
+
+/* ---- library ---- */
+
+/* "MAJOR.MINOR.PATCH (abi N; backends: onnxruntime[,tensorrt])". [any thread] Static string. */
 ESR_API const char* esr_version(void);
 
-/* Default options (ONNX Runtime backend, default threads, device 0), returned by value.
- * Ownership: nothing allocated. */
-ESR_API esr_options esr_default_options(void);
+/* The ABI version of the loaded library (compare with ESR_ABI_VERSION). [any thread] */
+ESR_API uint32_t esr_abi_version(void);
 
 /* A short, static description of a status code (unknown codes get a generic text).
- * Ownership: static string, never free it. */
+ * [any thread] Static string, never free it. */
 ESR_API const char* esr_status_string(esr_status status);
 
-/* The detailed message of the most recent failing call on this thread (what failed and how to
- * fix it), or "" if none failed yet. Valid until the next libedgesr call on this thread.
- * Ownership: thread-local library storage, never free it. */
+/* The detailed message (what failed and how to fix it) if the most recent status-returning call
+ * on this thread failed, "" if it succeeded: every call that returns an esr_status clears it.
+ * [any thread; per thread] Valid until the next libedgesr call on this thread; never free it. */
 ESR_API const char* esr_last_error(void);
 
-/* Load a model file. `options` may be NULL for the defaults. On success *out_engine is a new
- * engine; on failure it is set to NULL and esr_last_error() says why.
- * Ownership: `model_path` and `options` are only read during the call; the caller owns the
- * returned engine and must release it with esr_engine_destroy(). */
-ESR_API esr_status esr_engine_create(const char* model_path, const esr_options* options,
-                                     esr_engine** out_engine);
+/* Sends libedgesr's messages at `min_level` and above to `fn` (NULL: no logging, the default).
+ * Process-wide. `fn` may be called from any thread, including the backend's, and concurrently:
+ * it must be thread-safe and must not call libedgesr. [any thread] */
+ESR_API void esr_set_log_callback(esr_log_fn fn, void* user_data, esr_log_level min_level);
 
-/* Load a model from memory (ONNX backend: the bytes of an ONNX file; TensorRT backend is not
- * supported here, since its metadata lives in a sidecar file).
- * Ownership: `data` is only read during the call and may be freed afterwards; the caller owns
- * the returned engine as with esr_engine_create(). */
-ESR_API esr_status esr_engine_create_from_memory(const void* data, size_t size,
-                                                 const esr_options* options,
-                                                 esr_engine** out_engine);
+/* Fills *options with the defaults for a struct of `struct_size` bytes (pass sizeof *options;
+ * a smaller, older struct gets the fields it has). ESR_ERR_INVALID_ARGUMENT for NULL or a size
+ * below the first version's 16 bytes. [any thread] */
+ESR_API esr_status esr_options_init(esr_options* options, size_t struct_size);
 
-/* Release an engine and everything it allocated. NULL is a no-op.
- * Ownership: consumes `engine`; it must not be used afterwards. */
-ESR_API void esr_engine_destroy(esr_engine* engine);
+/* ---- models ---- */
 
-/* The model's integer scale and colour convention (from its metadata). Either out pointer may
- * be NULL. Ownership: writes to caller-owned memory only. */
-ESR_API esr_status esr_engine_info(const esr_engine* engine, int32_t* scale, esr_color* color);
+/* Load a model file. `options` may be NULL for the defaults. On success *out_model is a new
+ * model with one reference, held by the caller; on failure it is set to NULL.
+ * Ownership: `model_path` and `options` are only read during the call. [any thread] */
+ESR_API esr_status esr_model_create(const char* model_path, const esr_options* options,
+                                    esr_model** out_model);
+
+/* Load a model from memory (ONNX backend only: the TensorRT backend reads its sidecar file).
+ * Ownership: `data` is only read during the call and may be freed afterwards. [any thread] */
+ESR_API esr_status esr_model_create_from_memory(const void* data, size_t size,
+                                                const esr_options* options,
+                                                esr_model** out_model);
+
+/* Drops the caller's reference: the model is freed when its last stream is destroyed too.
+ * NULL is a no-op. The caller must not use `model` afterwards (its streams stay valid).
+ * [any thread, once per reference] */
+ESR_API void esr_model_destroy(esr_model* model);
+
+/* Fills *info (info->struct_size set by the caller) with the model's scale, colour, precision,
+ * backend, I/O shapes and accepted frame sizes. [model] */
+ESR_API esr_status esr_model_get_info(const esr_model* model, esr_model_info* info);
 
 /* The output size for an input of in_w x in_h (in_w * scale, in_h * scale), checked for
- * overflow (ESR_ERR_SIZE_OVERFLOW) and zero sizes (ESR_ERR_INVALID_ARGUMENT).
- * Ownership: writes to caller-owned memory only. */
-ESR_API esr_status esr_output_size(const esr_engine* engine, size_t in_w, size_t in_h,
+ * overflow (ESR_ERR_SIZE_OVERFLOW) and zero sizes (ESR_ERR_INVALID_ARGUMENT). [model] */
+ESR_API esr_status esr_output_size(const esr_model* model, size_t in_w, size_t in_h,
                                    size_t* out_w, size_t* out_h);
 
-/* Upscale one 8-bit luma plane (needs an ESR_COLOR_Y_BT601 model). `src` holds `height` rows
- * of `width` bytes, `src_stride` bytes apart; `dst` receives height*scale rows of width*scale
- * bytes, `dst_stride` bytes apart. Strides are in bytes and must be >= the row width.
- * Ownership: `src` is read and `dst` written during the call; both stay caller-owned. */
-ESR_API esr_status esr_upscale_y_u8(esr_engine* engine, const uint8_t* src, size_t width,
-                                    size_t height, size_t src_stride, uint8_t* dst,
-                                    size_t dst_stride);
+/* ---- streams ---- */
 
-/* Upscale one NV12 frame (needs an ESR_COLOR_Y_BT601 model; width and height even). The Y
- * plane goes through the model as in esr_upscale_y_u8. The interleaved half-resolution UV
- * plane (height/2 rows of width bytes: U, V, U, V, ...) is upsampled by the scale with a
- * bilinear filter: output chroma sample (x, y) reads the input at ((x + 0.5) / s - 0.5,
- * (y + 0.5) / s - 0.5), edges clamped, weights in units of 1 / (2s) and the sum rounded half
- * up in integer arithmetic, so it is exactly reproducible on any platform.
- * Ownership: all planes are caller-owned; inputs are read and outputs written during the call.
- */
-ESR_API esr_status esr_upscale_nv12(esr_engine* engine, const uint8_t* src_y, size_t src_y_stride,
-                                    const uint8_t* src_uv, size_t src_uv_stride, size_t width,
-                                    size_t height, uint8_t* dst_y, size_t dst_y_stride,
-                                    uint8_t* dst_uv, size_t dst_uv_stride);
+/* A new stream of `model` (takes a reference on it). Streams of one model share its weights
+ * and thread pool; each has its own buffers. Ownership: the caller owns *out_stream and
+ * releases it with esr_stream_destroy. [model] */
+ESR_API esr_status esr_stream_create(esr_model* model, esr_stream** out_stream);
 
-/* Upscale one interleaved 8-bit RGB frame (R, G, B bytes per pixel; stride in bytes >= 3 *
- * width). RGB model: the three channels go through the model. Y model: the frame is converted
- * to BT.601 studio-range YCbCr (as edgesr.data.color), Y goes through the model, Cb and Cr are
- * upsampled bilinearly (centre-aligned, clamped edges, in float) and converted back.
- * Ownership: `src` and `dst` are caller-owned. */
-ESR_API esr_status esr_upscale_rgb_u8(esr_engine* engine, const uint8_t* src, size_t width,
-                                      size_t height, size_t src_stride, uint8_t* dst,
-                                      size_t dst_stride);
+/* The model a stream runs, borrowed: valid while the stream lives (no reference is taken).
+ * NULL for NULL. [any thread] */
+ESR_API esr_model* esr_stream_model(const esr_stream* stream);
+
+/* Releases a stream (and the model, if this was its last reference). NULL is a no-op.
+ * [one thread per stream] */
+ESR_API void esr_stream_destroy(esr_stream* stream);
+
+/* Checks that frames of width x height fit the model (its static shape, or the TensorRT
+ * profile: ESR_ERR_MODEL_MISMATCH otherwise) and allocates the buffers for them, so the first
+ * frame allocates nothing more in libedgesr. Optional: frame calls do the same lazily.
+ * [one thread per stream] */
+ESR_API esr_status esr_stream_prepare(esr_stream* stream, size_t width, size_t height);
+
+/* Upscale one frame. `dst` must have the format, matrix and range of `src` and its width and
+ * height times the scale. GRAY8 and YUV frames need a y_bt601 model: the Y plane goes through
+ * the model (full-range Y is mapped to the model's studio range and back; the matrix does not
+ * change which plane is luma), chroma planes are upsampled bilinearly in integers (output
+ * sample x reads the input at (x + 0.5) / s - 0.5, edges clamped, weights in units of 1 / (2s),
+ * sum rounded half up): exactly reproducible on every platform. 4:2:0 formats need an even
+ * width and height. RGB24 frames: an RGB model runs the three channels; a Y model runs BT.601
+ * studio-range luma (as edgesr.data.color), with Cb and Cr upsampled bilinearly in float.
+ * Ownership: all planes are caller-owned; src is read and dst written during the call.
+ * [one thread per stream] */
+ESR_API esr_status esr_upscale_image(esr_stream* stream, const esr_image* src, esr_image* dst);
+
+/* Shorthands for packed frames: a GRAY8 plane and an RGB24 frame (esr_upscale_image).
+ * [one thread per stream] */
+ESR_API esr_status esr_upscale_y_u8(esr_stream* stream, const uint8_t* src, size_t width,
+                                    size_t height, size_t src_pitch, uint8_t* dst,
+                                    size_t dst_pitch);
+ESR_API esr_status esr_upscale_rgb_u8(esr_stream* stream, const uint8_t* src, size_t width,
+                                      size_t height, size_t src_pitch, uint8_t* dst,
+                                      size_t dst_pitch);
 
 /* Upscale float planes exactly as the model computes them: `src` is a contiguous float32
  * NCHW tensor [batch, channels, height, width] (channels must match the model: 1 or 3) and
  * `dst` a contiguous [batch, channels, height*scale, width*scale] tensor. No clamping, no
  * rounding: bit-identical to running the same model in ONNX Runtime from Python with the
- * same thread count. Ownership: `src` and `dst` are caller-owned. */
-ESR_API esr_status esr_upscale_f32(esr_engine* engine, const float* src, size_t batch,
+ * same thread count. Ownership: `src` and `dst` are caller-owned. [one thread per stream] */
+ESR_API esr_status esr_upscale_f32(esr_stream* stream, const float* src, size_t batch,
                                    size_t channels, size_t width, size_t height, float* dst);
-
-/* Testing aid: how many heap allocations libedgesr (and the backend calls it makes to wrap
- * buffers) has made for this engine so far, including its creation. Constant across frame
- * calls of an unchanged size. Returns 0 for NULL. */
-ESR_API uint64_t esr_engine_allocation_count(const esr_engine* engine);
 
 #ifdef __cplusplus
 } /* extern "C" */

@@ -2,6 +2,7 @@
  *
  * Session options mirror edgesr.runtime.OnnxRuntimeRunner exactly (intra-op threads, inter-op
  * 1, sequential execution, ORT_ENABLE_ALL), so outputs are bit-identical to ORT from Python. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -13,24 +14,43 @@
 typedef struct ort_backend {
   const OrtApi* api;
   OrtEnv* env;
-  OrtSession* session;
+  OrtSession* session; /* shared by every stream: OrtSession::Run is thread-safe */
   OrtMemoryInfo* mem;
   char* input_name;
   char* output_name;
+} ort_backend;
+
+/* One stream's state: the OrtValues wrapping its last call's buffers, rebuilt only when a
+ * pointer or shape changes, so a steady stream of same-size frames makes no ORT allocation
+ * of ours. */
+typedef struct ort_stream {
   uint64_t* allocs;
-  /* The OrtValues wrapping the last call's buffers; rebuilt only when a pointer or shape
-   * changes, so a steady stream of same-size frames makes no ORT allocation of ours. */
   OrtValue* in_value;
   OrtValue* out_value;
   const float* in_ptr;
   float* out_ptr;
   int64_t in_shape[4];
   int64_t out_shape[4];
-} ort_backend;
+} ort_stream;
+
+/* ORT has no error code for a failed allocation: its arena and kernels report it in the
+ * message (std::bad_alloc, "Failed to allocate memory ..."). */
+static int is_oom_message(const char* msg) {
+  return strstr(msg, "bad_alloc") != NULL || strstr(msg, "Failed to allocate") != NULL ||
+         strstr(msg, "out of memory") != NULL;
+}
 
 /* Turns an OrtStatus into our status + message; releases it. */
 static esr_status ort_fail(const OrtApi* api, OrtStatus* s, esr_status code, const char* what) {
-  esr_status st = esr__fail(code, "%s: %s", what, api->GetErrorMessage(s));
+  const char* msg = api->GetErrorMessage(s);
+  esr_status st;
+  if (is_oom_message(msg)) {
+    st = esr__fail(ESR_ERR_OUT_OF_MEMORY,
+                   "%s: ONNX Runtime ran out of memory (%s); use smaller frames or free memory",
+                   what, msg);
+  } else {
+    st = esr__fail(code, "%s: %s", what, msg);
+  }
   api->ReleaseStatus(s);
   return st;
 }
@@ -44,18 +64,17 @@ static esr_status ort_fail(const OrtApi* api, OrtStatus* s, esr_status code, con
     }                                                   \
   } while (0)
 
-static void release_values(ort_backend* b) {
-  if (b->in_value) b->api->ReleaseValue(b->in_value);
-  if (b->out_value) b->api->ReleaseValue(b->out_value);
-  b->in_value = b->out_value = NULL;
-  b->in_ptr = NULL;
-  b->out_ptr = NULL;
+static void release_values(const OrtApi* api, ort_stream* c) {
+  if (c->in_value) api->ReleaseValue(c->in_value);
+  if (c->out_value) api->ReleaseValue(c->out_value);
+  c->in_value = c->out_value = NULL;
+  c->in_ptr = NULL;
+  c->out_ptr = NULL;
 }
 
 static void ort_destroy(void* impl) {
   ort_backend* b = (ort_backend*)impl;
   if (b == NULL) return;
-  release_values(b);
   free(b->input_name);
   free(b->output_name);
   if (b->mem) b->api->ReleaseMemoryInfo(b->mem);
@@ -64,50 +83,70 @@ static void ort_destroy(void* impl) {
   free(b);
 }
 
+static esr_status ort_stream_create(void* impl, void** ctx, uint64_t* allocs) {
+  ort_stream* c = (ort_stream*)calloc(1, sizeof *c);
+  (void)impl;
+  if (c == NULL) return esr__fail(ESR_ERR_OUT_OF_MEMORY, "cannot allocate a stream context");
+  c->allocs = allocs;
+  ++*allocs;
+  *ctx = c;
+  return ESR_OK;
+}
+
+static void ort_stream_destroy(void* impl, void* ctx) {
+  ort_backend* b = (ort_backend*)impl;
+  ort_stream* c = (ort_stream*)ctx;
+  if (c == NULL) return;
+  release_values(b->api, c);
+  free(c);
+}
+
 static size_t shape_elems(const int64_t shape[4]) {
   return (size_t)shape[0] * (size_t)shape[1] * (size_t)shape[2] * (size_t)shape[3];
 }
 
-static esr_status ort_run(void* impl, const float* in, const int64_t in_shape[4], float* out,
-                          const int64_t out_shape[4]) {
+static esr_status ort_run(void* impl, void* ctx, const float* in, const int64_t in_shape[4],
+                          float* out, const int64_t out_shape[4]) {
   ort_backend* b = (ort_backend*)impl;
+  ort_stream* c = (ort_stream*)ctx;
   esr_status st = ESR_OK;
   const char* in_names[1];
   const char* out_names[1];
   const OrtValue* inputs[1];
-  if (b->in_value == NULL || b->in_ptr != in || b->out_ptr != out ||
-      memcmp(b->in_shape, in_shape, sizeof b->in_shape) != 0 ||
-      memcmp(b->out_shape, out_shape, sizeof b->out_shape) != 0) {
-    release_values(b);
+  if (c->in_value == NULL || c->in_ptr != in || c->out_ptr != out ||
+      memcmp(c->in_shape, in_shape, sizeof c->in_shape) != 0 ||
+      memcmp(c->out_shape, out_shape, sizeof c->out_shape) != 0) {
+    release_values(b->api, c);
     /* ORT only reads the input; the C API takes a non-const pointer for both directions. */
     ORT_TRY(b->api->CreateTensorWithDataAsOrtValue(
-                b->mem, (void*)in, shape_elems(in_shape) * sizeof(float), in_shape, 4,
-                ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT, &b->in_value),
+                b->mem, (void*)(uintptr_t)in, shape_elems(in_shape) * sizeof(float), in_shape, 4,
+                ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT, &c->in_value),
             ESR_ERR_RUNTIME, "wrapping the input tensor");
     ORT_TRY(b->api->CreateTensorWithDataAsOrtValue(
                 b->mem, out, shape_elems(out_shape) * sizeof(float), out_shape, 4,
-                ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT, &b->out_value),
+                ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT, &c->out_value),
             ESR_ERR_RUNTIME, "wrapping the output tensor");
-    *b->allocs += 2;
-    b->in_ptr = in;
-    b->out_ptr = out;
-    memcpy(b->in_shape, in_shape, sizeof b->in_shape);
-    memcpy(b->out_shape, out_shape, sizeof b->out_shape);
+    *c->allocs += 2;
+    c->in_ptr = in;
+    c->out_ptr = out;
+    memcpy(c->in_shape, in_shape, sizeof c->in_shape);
+    memcpy(c->out_shape, out_shape, sizeof c->out_shape);
   }
   in_names[0] = b->input_name;
   out_names[0] = b->output_name;
-  inputs[0] = b->in_value;
+  inputs[0] = c->in_value;
   /* A pre-allocated output makes ORT write straight into the caller's buffer; if the model's
    * real output shape differs (metadata scale wrong for the graph) ORT reports an error. */
-  ORT_TRY(b->api->Run(b->session, NULL, in_names, inputs, 1, out_names, 1, &b->out_value),
+  ORT_TRY(b->api->Run(b->session, NULL, in_names, inputs, 1, out_names, 1, &c->out_value),
           ESR_ERR_RUNTIME, "ONNX Runtime failed to run the model");
   return ESR_OK;
 fail:
-  release_values(b);
+  release_values(b->api, c);
   return st;
 }
 
-static const esr_backend_ops k_ort_ops = {"onnxruntime", ort_run, ort_destroy};
+static const esr_backend_ops k_ort_ops = {"onnxruntime", ort_stream_create, ort_run,
+                                           ort_stream_destroy, ort_destroy};
 
 static char* dup_and_free(const OrtApi* api, OrtAllocator* alloc, char* s) {
   size_t n = strlen(s) + 1;
@@ -162,13 +201,12 @@ fail:
 
 /* Checks one model input or output: a float32 tensor of rank 4 whose channel dimension, if
  * fixed, is `channels`. */
-static esr_status check_io(ort_backend* b, int is_input, size_t channels) {
+static esr_status check_io(ort_backend* b, int is_input, size_t channels, int64_t dims[4]) {
   OrtTypeInfo* ti = NULL;
   const OrtTensorTypeAndShapeInfo* tsi = NULL;
   enum ONNXType type;
   ONNXTensorElementDataType elem;
   size_t rank = 0;
-  int64_t dims[4];
   esr_status st = ESR_OK;
   const char* what = is_input ? "input" : "output";
   ORT_TRY(is_input ? b->api->SessionGetInputTypeInfo(b->session, 0, &ti)
@@ -201,8 +239,28 @@ fail:
   return st;
 }
 
+/* ONNX Runtime's own log, into libedgesr's log callback. */
+static void ort_log(void* param, OrtLoggingLevel severity, const char* category, const char* logid,
+                    const char* code_location, const char* message) {
+  esr_log_level level = severity >= ORT_LOGGING_LEVEL_ERROR     ? ESR_LOG_ERROR
+                        : severity == ORT_LOGGING_LEVEL_WARNING ? ESR_LOG_WARNING
+                        : severity == ORT_LOGGING_LEVEL_INFO    ? ESR_LOG_INFO
+                                                                : ESR_LOG_DEBUG;
+  (void)param;
+  (void)category;
+  (void)logid;
+  (void)code_location;
+  esr__log(level, "onnxruntime: %s", message);
+}
+
+/* A static dimension of an I/O shape, or the range a dynamic one may take. */
+static void dim_limits(int64_t d, uint64_t* lo, uint64_t* hi) {
+  *lo = d > 0 ? (uint64_t)d : 1;
+  *hi = d > 0 ? (uint64_t)d : UINT64_MAX;
+}
+
 esr_status esr__ort_create(const esr_model_source* src, const esr_options* opts, void** impl,
-                           const esr_backend_ops** ops, esr_model_meta* meta, uint64_t* allocs) {
+                           const esr_backend_ops** ops, esr_model_meta* meta) {
   const OrtApiBase* base = OrtGetApiBase();
   OrtSessionOptions* so = NULL;
   OrtModelMetadata* md = NULL;
@@ -210,6 +268,7 @@ esr_status esr__ort_create(const esr_model_source* src, const esr_options* opts,
   char* scale_text = NULL;
   char* color_text = NULL;
   char* portable_text = NULL;
+  char* precision_text = NULL;
   char* name = NULL;
   size_t n_in = 0, n_out = 0;
   esr_status st = ESR_OK;
@@ -226,8 +285,6 @@ esr_status esr__ort_create(const esr_model_source* src, const esr_options* opts,
   }
   b = (ort_backend*)calloc(1, sizeof *b);
   if (b == NULL) return esr__fail(ESR_ERR_OUT_OF_MEMORY, "cannot allocate the ORT backend");
-  b->allocs = allocs;
-  ++*allocs;
   /* Ask for the API version of the headers we compiled against; a newer runtime serves it. */
   b->api = base->GetApi(ORT_API_VERSION);
   if (b->api == NULL) {
@@ -237,8 +294,10 @@ esr_status esr__ort_create(const esr_model_source* src, const esr_options* opts,
                      "a runtime at least as new as the headers libedgesr was built with",
                      base->GetVersionString(), ORT_API_VERSION);
   }
-  /* ORT keeps one environment per process and reference-counts it, so one per engine is fine. */
-  ORT_TRY(b->api->CreateEnv(ORT_LOGGING_LEVEL_WARNING, "edgesr", &b->env),
+  /* ORT keeps one environment per process and reference-counts it, so one per model is fine;
+   * the logger only takes effect if this call creates it (nothing else in the process has). */
+  ORT_TRY(b->api->CreateEnvWithCustomLogger(ort_log, NULL, ORT_LOGGING_LEVEL_WARNING, "edgesr",
+                                            &b->env),
           ESR_ERR_BACKEND_UNAVAILABLE, "creating the ONNX Runtime environment");
   ORT_TRY(b->api->CreateSessionOptions(&so), ESR_ERR_OUT_OF_MEMORY, "creating session options");
   ORT_TRY(b->api->SetSessionGraphOptimizationLevel(so, ORT_ENABLE_ALL), ESR_ERR_RUNTIME,
@@ -251,13 +310,17 @@ esr_status esr__ort_create(const esr_model_source* src, const esr_options* opts,
     ORT_TRY(b->api->SetInterOpNumThreads(so, 1), ESR_ERR_INVALID_ARGUMENT,
             "setting inter-op threads");
   }
+  if (opts->intra_op_spinning >= 0) {
+    ORT_TRY(b->api->AddSessionConfigEntry(so, "session.intra_op.allow_spinning",
+                                          opts->intra_op_spinning ? "1" : "0"),
+            ESR_ERR_RUNTIME, "setting intra-op spinning");
+  }
   /* Keep the convs a mixed-precision INT8 model leaves in float in float: ORT >= 1.21 would
    * otherwise re-quantize their weights per tensor (same setting as the Python runners). */
   ORT_TRY(b->api->AddSessionConfigEntry(so, "optimization.disable_specified_optimizers",
                                         "WeightBiasQuantization"),
           ESR_ERR_RUNTIME, "setting the session configuration");
   if ((st = open_session(b, src, so)) != ESR_OK) goto fail;
-  ++*allocs;
 
   ORT_TRY(b->api->GetAllocatorWithDefaultOptions(&alloc), ESR_ERR_RUNTIME, "getting allocator");
   ORT_TRY(b->api->SessionGetModelMetadata(b->session, &md), ESR_ERR_MODEL_METADATA,
@@ -273,6 +336,8 @@ esr_status esr__ort_create(const esr_model_source* src, const esr_options* opts,
   }
   if ((st = esr__parse_scale(scale_text, &meta->scale)) != ESR_OK) goto fail;
   if ((st = esr__parse_color(color_text, &meta->color)) != ESR_OK) goto fail;
+  if ((st = lookup_meta(b, md, alloc, "edgesr.precision", &precision_text)) != ESR_OK) goto fail;
+  snprintf(meta->precision, sizeof meta->precision, "%s", precision_text ? precision_text : "");
   /* An INT8 model whose weights can saturate the u8 x s8 kernels of x86 CPUs without VNNI
    * (edgesr writes edgesr.int8_portable = false for those; its ORT-CPU models are 7-bit and
    * "true") gets ORT's exact kernels on such a CPU, as the Python runner does: the same result
@@ -281,6 +346,8 @@ esr_status esr__ort_create(const esr_model_source* src, const esr_options* opts,
   if ((st = lookup_meta(b, md, alloc, "edgesr.int8_portable", &portable_text)) != ESR_OK)
     goto fail;
   if (portable_text != NULL && strcmp(portable_text, "false") == 0 && !cpu_int8_is_exact()) {
+    esr__log(ESR_LOG_WARNING,
+             "this CPU has no VNNI: the INT8 model runs ONNX Runtime's exact (slower) kernels");
     b->api->ReleaseModelMetadata(md);
     md = NULL;
     b->api->ReleaseSession(b->session);
@@ -299,15 +366,18 @@ esr_status esr__ort_create(const esr_model_source* src, const esr_options* opts,
                    n_out);
     goto fail;
   }
-  if ((st = check_io(b, 1, meta->color == ESR_COLOR_RGB ? 3 : 1)) != ESR_OK) goto fail;
-  if ((st = check_io(b, 0, meta->color == ESR_COLOR_RGB ? 3 : 1)) != ESR_OK) goto fail;
+  if ((st = check_io(b, 1, meta->color == ESR_COLOR_RGB ? 3 : 1, meta->in_shape)) != ESR_OK)
+    goto fail;
+  if ((st = check_io(b, 0, meta->color == ESR_COLOR_RGB ? 3 : 1, meta->out_shape)) != ESR_OK)
+    goto fail;
+  dim_limits(meta->in_shape[3], &meta->min_w, &meta->max_w);
+  dim_limits(meta->in_shape[2], &meta->min_h, &meta->max_h);
   ORT_TRY(b->api->SessionGetInputName(b->session, 0, alloc, &name), ESR_ERR_MODEL_LOAD,
           "reading the input name");
   b->input_name = dup_and_free(b->api, alloc, name);
   ORT_TRY(b->api->SessionGetOutputName(b->session, 0, alloc, &name), ESR_ERR_MODEL_LOAD,
           "reading the output name");
   b->output_name = dup_and_free(b->api, alloc, name);
-  *allocs += 2;
   if (b->input_name == NULL || b->output_name == NULL) {
     st = esr__fail(ESR_ERR_OUT_OF_MEMORY, "copying tensor names");
     goto fail;
@@ -318,6 +388,7 @@ esr_status esr__ort_create(const esr_model_source* src, const esr_options* opts,
   free(scale_text);
   free(color_text);
   free(portable_text);
+  free(precision_text);
   if (md) b->api->ReleaseModelMetadata(md);
   b->api->ReleaseSessionOptions(so);
   *impl = b;
@@ -328,6 +399,7 @@ fail:
   free(scale_text);
   free(color_text);
   free(portable_text);
+  free(precision_text);
   if (md) b->api->ReleaseModelMetadata(md);
   if (so) b->api->ReleaseSessionOptions(so);
   ort_destroy(b);

@@ -13,19 +13,28 @@ extern "C" {
 
 #define ESR_MAX_SCALE 16 /* larger scales are not SR models; also keeps chroma weights small */
 
-/* What the model says about itself (ONNX metadata or the TensorRT sidecar). */
+/* What the model says about itself (ONNX metadata or the TensorRT sidecar) and its I/O. */
 typedef struct esr_model_meta {
   int32_t scale;
   esr_color color;
+  char precision[32];
+  int64_t in_shape[4];  /* as declared; -1 = dynamic */
+  int64_t out_shape[4];
+  uint64_t min_w, min_h, max_w, max_h; /* frame sizes the backend accepts */
 } esr_model_meta;
 
-/* A loaded backend. run() maps a contiguous float32 NCHW input of in_shape to a contiguous
- * output of out_shape; both buffers belong to the caller of run(). It may cache backend
- * objects keyed on the pointers and shapes, so steady-state calls allocate nothing. */
+/* A loaded backend: one shared `impl` (weights, session, thread pool), and one `ctx` per
+ * stream. run() maps a contiguous float32 NCHW input of in_shape to a contiguous output of
+ * out_shape; both buffers belong to the caller of run(). run() calls on different contexts of
+ * one impl may overlap in time; one context is never used by two threads at once. A context
+ * may cache backend objects keyed on the pointers and shapes, so steady-state calls allocate
+ * nothing. */
 typedef struct esr_backend_ops {
   const char* name;
-  esr_status (*run)(void* impl, const float* in, const int64_t in_shape[4], float* out,
+  esr_status (*stream_create)(void* impl, void** ctx, uint64_t* allocs);
+  esr_status (*run)(void* impl, void* ctx, const float* in, const int64_t in_shape[4], float* out,
                     const int64_t out_shape[4]);
+  void (*stream_destroy)(void* impl, void* ctx);
   void (*destroy)(void* impl);
 } esr_backend_ops;
 
@@ -36,17 +45,58 @@ typedef struct esr_model_source {
   size_t size;
 } esr_model_source;
 
-/* Backend constructors. On success set *impl, *ops and *meta; `allocs` is the engine's
- * allocation counter, to which the backend adds what it allocates per shape. */
+/* Backend constructors. On success set *impl, *ops and *meta. `opts` is complete (defaults
+ * filled in). */
 esr_status esr__ort_create(const esr_model_source* src, const esr_options* opts, void** impl,
-                           const esr_backend_ops** ops, esr_model_meta* meta, uint64_t* allocs);
+                           const esr_backend_ops** ops, esr_model_meta* meta);
 #ifdef EDGESR_HAVE_TENSORRT
 esr_status esr__trt_create(const esr_model_source* src, const esr_options* opts, void** impl,
-                           const esr_backend_ops** ops, esr_model_meta* meta, uint64_t* allocs);
+                           const esr_backend_ops** ops, esr_model_meta* meta);
 #endif
 
-/* Records a formatted message for esr_last_error() and returns `status`. */
+/* A grow-only, 64-byte aligned buffer: reallocated only when a larger frame arrives. */
+typedef struct esr_buffer {
+  void* data;
+  size_t cap;
+} esr_buffer;
+
+/* The shared, immutable-after-create half: weights, backend session and thread pool. */
+struct esr_model {
+  const esr_backend_ops* ops;
+  void* impl;
+  esr_model_meta meta;
+  size_t channels;
+  esr_options opts;
+  uint32_t refs; /* the creator's reference + one per stream; atomic */
+};
+
+/* One camera stream: its backend context and working buffers. */
+struct esr_stream {
+  esr_model* model;
+  void* ctx;
+  uint64_t allocs;
+  esr_buffer in, out;              /* model input / output floats */
+  esr_buffer cb, cr, cb_up, cr_up; /* RGB frames on a Y model: chroma planes */
+  esr_buffer taps;                 /* 4:2:0 bilinear tap tables */
+  size_t taps_w, taps_h;           /* chroma input size the tables were built for */
+};
+
+esr_status esr__buffer_reserve(esr_stream* s, esr_buffer* b, size_t bytes);
+/* Checks a frame of batch n and w x h against the model's static shape / profile. */
+esr_status esr__check_frame_size(const esr_model* m, size_t n, size_t w, size_t h);
+
+/* Clears esr_last_error(): the first thing every status-returning entry point does. */
+void esr__enter(void);
+
+/* Records a formatted message for esr_last_error(), logs it as an error, returns `status`. */
 esr_status esr__fail(esr_status status, const char* fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* Sends a message to the log callback, if one is set for this level. */
+void esr__log(esr_log_level level, const char* fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 2, 3)))
 #endif

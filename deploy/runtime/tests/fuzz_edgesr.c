@@ -17,7 +17,8 @@
 
 #include "fuzz_edgesr.h"
 
-static esr_engine* g_engine;
+static esr_model* g_model_handle;
+static esr_stream* g_engine; /* the stream every frame call goes to */
 static int32_t g_scale;
 static esr_color g_color;
 static uint8_t* g_model;
@@ -157,12 +158,17 @@ static void fuzz_planar(reader* r, int op) {
   free(dst);
 }
 
-static void fuzz_nv12(reader* r) {
+/* A YUV frame of any 4:2:0 format and range through esr_upscale_image: every plane in its own
+ * exactly sized allocation with its own pitch. */
+static void fuzz_image(reader* r) {
   int huge = 0, invalid = 0;
+  const esr_pixel_format fmt = (esr_pixel_format)(ESR_PIXEL_NV12 + next_byte(r) % 3);
   size_t w = pick_dim(r, &huge), h = pick_dim(r, &huge), s = (size_t)g_scale, ow = 0, oh = 0;
-  unsigned nulls = next_byte(r);
-  size_t ys, uvs, dys, duvs, x, y;
-  uint8_t *yi, *uvi, *yo, *uvo;
+  unsigned nulls = next_byte(r), flags = next_byte(r);
+  const size_t np = fmt == ESR_PIXEL_I420 ? 3 : 2;
+  size_t row[3], orow[3], pitch[3], opitch[3], k, x, y;
+  uint8_t *in[3] = {NULL, NULL, NULL}, *out[3] = {NULL, NULL, NULL};
+  esr_image src, dst;
   esr_status st;
   if (w == 0 || h == 0 || huge || (w & 1) || (h & 1) || g_color != ESR_COLOR_Y_BT601) {
     invalid = 1;
@@ -170,33 +176,86 @@ static void fuzz_nv12(reader* r) {
     ow = w * s;
     oh = h * s;
   }
-  ys = pick_stride(r, invalid ? 0 : w, &invalid);
-  uvs = pick_stride(r, invalid ? 0 : w, &invalid);
-  dys = pick_stride(r, invalid ? 0 : ow, &invalid);
-  duvs = pick_stride(r, invalid ? 0 : ow, &invalid);
-  yi = buffer(span(w, h, ys), &invalid);
-  uvi = buffer(span(w, h / 2, uvs), &invalid);
-  yo = buffer(span(ow, oh, dys), &invalid);
-  uvo = buffer(span(ow, oh / 2, duvs), &invalid);
-  if (nulls >= 251 && nulls <= 254) invalid = 1;
-  if (!invalid) {
-    for (y = 0; y < h; ++y)
-      for (x = 0; x < w; ++x) yi[y * ys + x] = (uint8_t)(x * 5 + y * 3);
-    for (y = 0; y < h / 2; ++y)
-      for (x = 0; x < w; ++x) uvi[y * uvs + x] = (uint8_t)(x * 9 + y * 11 + nulls);
+  for (k = 0; k < np; ++k) {
+    const size_t cw = k == 0 ? w : fmt == ESR_PIXEL_I420 ? w / 2 : w;
+    const size_t ocw = k == 0 ? ow : fmt == ESR_PIXEL_I420 ? ow / 2 : ow;
+    const size_t rows = k == 0 ? h : h / 2, orows = k == 0 ? oh : oh / 2;
+    row[k] = invalid ? 0 : cw;
+    orow[k] = invalid ? 0 : ocw;
+    pitch[k] = pick_stride(r, row[k], &invalid);
+    opitch[k] = pick_stride(r, orow[k], &invalid);
+    in[k] = buffer(span(row[k], rows, pitch[k]), &invalid);
+    out[k] = buffer(span(orow[k], orows, opitch[k]), &invalid);
   }
-  st = esr_upscale_nv12(g_engine, nulls == 251 ? NULL : yi, ys, nulls == 252 ? NULL : uvi, uvs, w,
-                        h, nulls == 253 ? NULL : yo, dys, nulls == 254 ? NULL : uvo, duvs);
-  check_status(st, invalid, "esr_upscale_nv12");
+  if (nulls >= 250) invalid = 1; /* one plane NULL */
+  memset(&src, 0, sizeof src);
+  src.struct_size = sizeof src;
+  src.format = fmt;
+  src.matrix = (esr_yuv_matrix)(flags & 1);
+  src.range = (esr_yuv_range)((flags >> 1) & 1);
+  src.width = w;
+  src.height = h;
+  dst = src;
+  dst.width = ow;
+  dst.height = oh;
+  if ((flags & 0xF0) == 0xF0) { /* a dst that contradicts src */
+    invalid = 1;
+    if (flags & 4) dst.width += 2;
+    else if (flags & 8) dst.range = (esr_yuv_range)!src.range;
+    else dst.format = ESR_PIXEL_GRAY8;
+  }
+  for (k = 0; k < np; ++k) {
+    src.planes[k] = in[k];
+    src.pitches[k] = pitch[k];
+    dst.planes[k] = out[k];
+    dst.pitches[k] = opitch[k];
+  }
+  if (nulls >= 250) {
+    if (nulls & 1) src.planes[nulls % np] = NULL;
+    else dst.planes[nulls % np] = NULL;
+  }
+  if (!invalid) {
+    for (k = 0; k < np; ++k)
+      for (y = 0; y < (k == 0 ? h : h / 2); ++y)
+        for (x = 0; x < row[k]; ++x) in[k][y * pitch[k] + x] = (uint8_t)(x * 5 + y * 3 + k);
+  }
+  st = esr_upscale_image(g_engine, &src, &dst);
+  check_status(st, invalid, "esr_upscale_image");
   if (st == ESR_OK) {
     for (y = 0; y < oh; ++y)
       for (x = 0; x < ow; ++x)
-        if (yo[y * dys + x] != yi[(y / s) * ys + x / s]) VIOLATION("NV12 luma (%zu,%zu)", x, y);
+        if (out[0][y * opitch[0] + x] != in[0][(y / s) * pitch[0] + x / s])
+          VIOLATION("YUV luma (%zu,%zu)", x, y);
   }
-  free(yi);
-  free(uvi);
-  free(yo);
-  free(uvo);
+  for (k = 0; k < np; ++k) {
+    free(in[k]);
+    free(out[k]);
+  }
+}
+
+/* Stream preparation, model info and option initialisation with arbitrary sizes. */
+static void fuzz_misc(reader* r) {
+  int huge = 0;
+  size_t w = pick_dim(r, &huge), h = pick_dim(r, &huge);
+  unsigned b = next_byte(r);
+  esr_status st = esr_stream_prepare(g_engine, w, h);
+  if ((w == 0 || h == 0 || huge) != (st != ESR_OK)) VIOLATION("esr_stream_prepare(%zu, %zu)", w, h);
+  if (b < 128) {
+    /* A struct of b bytes, exactly allocated: the library writes only what the caller has. */
+    unsigned char* info = (unsigned char*)malloc(b < 4 ? 4 : b);
+    const uint32_t size = b;
+    memcpy(info, &size, sizeof size);
+    st = esr_model_get_info(g_model_handle, (esr_model_info*)(void*)info);
+    if ((b >= 8) != (st == ESR_OK)) VIOLATION("esr_model_get_info with struct_size %u", b);
+    free(info);
+  } else {
+    const size_t n = b - 128;
+    esr_options* o = (esr_options*)malloc(n ? n : 1);
+    st = esr_options_init(o, n);
+    if ((n >= 16) != (st == ESR_OK)) VIOLATION("esr_options_init with struct_size %zu", n);
+    free(o);
+  }
+  st == ESR_OK ? ++esr_fuzz_ok : ++esr_fuzz_errors;
 }
 
 static void fuzz_f32(reader* r) {
@@ -228,7 +287,7 @@ static void fuzz_f32(reader* r) {
 static void fuzz_output_size(reader* r) {
   int huge = 0;
   size_t w = pick_dim(r, &huge), h = pick_dim(r, &huge), ow = 0, oh = 0, t;
-  esr_status st = esr_output_size(g_engine, w, h, &ow, &oh);
+  esr_status st = esr_output_size(g_model_handle, w, h, &ow, &oh);
   int overflow = !mul(w, (size_t)g_scale, &t) || !mul(h, (size_t)g_scale, &t);
   if (w == 0 || h == 0 || overflow) {
     if (st == ESR_OK) VIOLATION("esr_output_size accepted %zux%zu", w, h);
@@ -243,14 +302,21 @@ static void fuzz_output_size(reader* r) {
 int esr_fuzz_setup(const char* model_path) {
   FILE* f;
   long n;
-  esr_options o = esr_default_options();
+  esr_options o;
+  esr_model_info info;
+  esr_options_init(&o, sizeof o);
   o.num_threads = 1;
   if (model_path == NULL || strcmp(model_path, "-") == 0) return 0;
-  if (esr_engine_create(model_path, &o, &g_engine) != ESR_OK) {
+  if (esr_model_create(model_path, &o, &g_model_handle) != ESR_OK ||
+      esr_stream_create(g_model_handle, &g_engine) != ESR_OK) {
     fprintf(stderr, "fuzz: cannot open %s: %s\n", model_path, esr_last_error());
     return 1;
   }
-  esr_engine_info(g_engine, &g_scale, &g_color);
+  memset(&info, 0, sizeof info);
+  info.struct_size = sizeof info;
+  esr_model_get_info(g_model_handle, &info);
+  g_scale = info.scale;
+  g_color = info.color;
   f = fopen(model_path, "rb");
   if (f == NULL) return 1;
   fseek(f, 0, SEEK_END);
@@ -267,8 +333,10 @@ int esr_fuzz_setup(const char* model_path) {
 }
 
 void esr_fuzz_teardown(void) {
-  esr_engine_destroy(g_engine);
+  esr_stream_destroy(g_engine);
+  esr_model_destroy(g_model_handle);
   g_engine = NULL;
+  g_model_handle = NULL;
   free(g_model);
   g_model = NULL;
 }
@@ -277,11 +345,12 @@ int esr_fuzz_frames(const uint8_t* data, size_t size) {
   reader r;
   r.p = data;
   r.n = size;
-  switch (next_byte(&r) % 5) {
+  switch (next_byte(&r) % 6) {
     case 0: fuzz_planar(&r, 0); break;
-    case 1: fuzz_nv12(&r); break;
+    case 1: fuzz_image(&r); break;
     case 2: fuzz_planar(&r, 2); break;
     case 3: fuzz_f32(&r); break;
+    case 4: fuzz_misc(&r); break;
     default: fuzz_output_size(&r); break;
   }
   return 0;
@@ -293,13 +362,15 @@ int esr_fuzz_loader(const uint8_t* data, size_t size) {
   reader r;
   uint8_t* bytes;
   size_t n, i, edits;
-  esr_engine* e = NULL;
-  esr_options o = esr_default_options();
+  esr_model* m = NULL;
+  esr_stream* e = NULL;
+  esr_options o;
   unsigned mode;
   esr_status st;
   r.p = data;
   r.n = size;
   mode = next_byte(&r) % 4;
+  esr_options_init(&o, sizeof o);
   o.num_threads = 1;
   if (mode == 0 || g_model == NULL) {
     n = r.n;
@@ -323,7 +394,7 @@ int esr_fuzz_loader(const uint8_t* data, size_t size) {
     char path[] = "/tmp/edgesr_fuzz_XXXXXX";
     int fd = mkstemp(path);
     if (fd >= 0) {
-      if (write(fd, bytes, n) == (ssize_t)n) st = esr_engine_create(path, &o, &e);
+      if (write(fd, bytes, n) == (ssize_t)n) st = esr_model_create(path, &o, &m);
       else st = ESR_ERR_MODEL_LOAD;
       close(fd);
       unlink(path);
@@ -331,28 +402,35 @@ int esr_fuzz_loader(const uint8_t* data, size_t size) {
       st = ESR_ERR_MODEL_LOAD;
     }
   } else {
-    st = esr_engine_create_from_memory(n ? bytes : NULL, n, &o, &e);
+    st = esr_model_create_from_memory(n ? bytes : NULL, n, &o, &m);
   }
+  if (st == ESR_OK && esr_stream_create(m, &e) != ESR_OK) VIOLATION("a loaded model has no stream");
   if (st == ESR_OK) {
     uint8_t src[6 * 4] = {0}, dst[6 * 4 * 16 * 16];
     float fin[6 * 4 * 3] = {0}, fout[6 * 4 * 3 * 16 * 16];
     int32_t scale = 0;
     esr_color color;
-    if (e == NULL) VIOLATION("ESR_OK without an engine");
-    esr_engine_info(e, &scale, &color);
+    esr_model_info info;
+    if (e == NULL) VIOLATION("ESR_OK without a model");
+    memset(&info, 0, sizeof info);
+    info.struct_size = sizeof info;
+    if (esr_model_get_info(m, &info) != ESR_OK) VIOLATION("esr_model_get_info failed");
+    scale = info.scale;
+    color = info.color;
     if (scale < 1 || scale > 16) VIOLATION("scale %d accepted", (int)scale);
     (void)esr_upscale_f32(e, fin, 1, color == ESR_COLOR_RGB ? 3 : 1, 6, 4, fout);
     if (color == ESR_COLOR_Y_BT601) (void)esr_upscale_y_u8(e, src, 6, 4, 6, dst, 6 * 16);
     ++esr_fuzz_ok;
   } else {
-    if (e != NULL) VIOLATION("an error status with an engine");
+    if (m != NULL) VIOLATION("an error status with a model");
     if (st != ESR_ERR_MODEL_LOAD && st != ESR_ERR_MODEL_METADATA && st != ESR_ERR_MODEL_MISMATCH &&
         st != ESR_ERR_INVALID_ARGUMENT) {
       VIOLATION("loader returned %s", esr_status_string(st));
     }
     ++esr_fuzz_errors;
   }
-  esr_engine_destroy(e);
+  esr_stream_destroy(e);
+  esr_model_destroy(m);
   free(bytes);
   return 0;
 }

@@ -18,11 +18,16 @@ from onnx import TensorProto, helper, numpy_helper
 
 
 def nearest_model(
-    scale: int, channels: int, meta: dict[str, str] | None, *, static_hw: int = 0
+    scale: int,
+    channels: int,
+    meta: dict[str, str] | None,
+    *,
+    static_hw: int = 0,
+    gain: float = 1.0,
 ) -> onnx.ModelProto:
     weight = np.zeros((channels * scale * scale, channels, 1, 1), np.float32)
     for c in range(channels):  # DepthToSpace (CRD) gives channel c the block c*s^2 .. c*s^2+s^2-1
-        weight[c * scale * scale : (c + 1) * scale * scale, c] = 1.0
+        weight[c * scale * scale : (c + 1) * scale * scale, c] = gain
     h = static_hw or "H"
     w = static_hw or "W"
     oh = static_hw * scale if static_hw else "sH"
@@ -74,6 +79,8 @@ def main(out: Path) -> None:
         "wrongscale": nearest_model(2, 1, meta(4, "y_bt601")),
         "rgb_meta_on_y": nearest_model(2, 1, meta(2, "rgb")),
         "static8": nearest_model(2, 1, meta(2, "y_bt601"), static_hw=8),
+        # x0.5 gain (exact in float): shows how luma is mapped in and out of the model
+        "half_x2": nearest_model(2, 1, meta(2, "y_bt601"), gain=0.5),
     }
     for name, model in models.items():
         onnx.save(model, str(out / f"{name}.onnx"))
