@@ -310,4 +310,80 @@ def test_crunner_matches_onnxruntime_runner_and_times(clib, models):
         assert _same_bits(c_runner.infer(x), py_runner.infer(x))
         stats = time_runner(c_runner, size=(30, 40), warmup=1, runs=3)
     assert stats.runs == 3 and stats.p50_ms > 0
-    assert clib.version.startswith("0.1.0")
+    assert clib.version.startswith("0.2.0 (abi 1;")
+
+
+# -- one model, several streams; camera formats; introspection; log ----------------------------
+
+
+def test_streams_of_one_model_match_their_own_engines(clib, models, photo):
+    """Two streams of one CModel on two threads give the bytes a lone engine gives."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    y = _y_plane(photo)
+    with capi.CEngine(models["y_fp32"], threads=1, library=clib) as engine:
+        expected = engine.upscale_y_u8(y)
+    with capi.CModel(models["y_fp32"], threads=1, library=clib) as model:
+        streams = [model.stream(), model.stream()]
+    # The model reference is dropped: the streams keep the C model alive.
+    with ThreadPoolExecutor(2) as pool:
+        outs = list(pool.map(lambda st: [st.upscale_y_u8(y) for _ in range(3)], streams))
+    for stream in streams:
+        stream.close()
+    assert all(_same_bits(o, expected) for per_stream in outs for o in per_stream)
+
+
+def test_nv21_and_i420_match_nv12(clib, models, photo):
+    from edgesr.data.color import rgb_to_ycbcr, to_float, to_uint8
+
+    ycc = to_uint8(rgb_to_ycbcr(to_float(photo)))
+    y = np.ascontiguousarray(ycc[..., 0])
+    u, v = np.ascontiguousarray(ycc[::2, ::2, 1]), np.ascontiguousarray(ycc[::2, ::2, 2])
+    uv = np.stack([u, v], axis=-1)  # (H/2, W/2, 2)
+    with capi.CEngine(models["y_fp32"], threads=1, library=clib) as engine:
+        y12, uv12 = engine.upscale_nv12(y, uv)
+        y21, vu21 = engine.upscale_yuv("nv21", [y, uv[..., ::-1].copy()])
+        y420, u420, v420 = engine.upscale_yuv("i420", [y, u, v])
+        # Full range: a different luma mapping, so other luma bytes; chroma untouched.
+        yf, uvf = engine.upscale_yuv("nv12", [y, uv], yuv_range="full", matrix="bt709")
+    assert _same_bits(y21, y12) and _same_bits(y420, y12)
+    assert _same_bits(vu21[..., ::-1], uv12)
+    assert _same_bits(u420, uv12[..., 0].copy()) and _same_bits(v420, uv12[..., 1].copy())
+    assert _same_bits(uvf, uv12) and not _same_bits(yf, y12)
+
+
+def test_model_info_and_static_shape_refused_at_prepare(clib, models, tmp_path):
+    import onnx
+
+    with capi.CModel(models["y_int8"], threads=2, library=clib) as model:
+        info = model.info()
+    assert info["scale"] == 2 and info["color"] == "y" and info["channels"] == 1
+    assert info["precision"] == "int8-qdq" and info["backend"] == "onnxruntime"
+    assert info["num_threads"] == 2 and info["input_shape"] == [-1, 1, -1, -1]
+    assert info["min_size"] == (1, 1) and info["max_size"] == (2**64 - 1, 2**64 - 1)
+
+    fixed = onnx.load(str(models["y_fp32"]))
+    for value in (fixed.graph.input[0], fixed.graph.output[0]):
+        dims = value.type.tensor_type.shape.dim
+        dims[2].dim_value, dims[3].dim_value = (8, 8) if value is fixed.graph.input[0] else (16, 16)
+    path = tmp_path / "static.onnx"
+    onnx.save(fixed, str(path))
+    with capi.CEngine(path, threads=1, library=clib) as engine:
+        engine.prepare(8, 8)
+        with pytest.raises(ModelError, match="8x8 frames only"):
+            engine.prepare(16, 8)
+
+
+def test_log_callback_receives_load_and_errors(clib, models):
+    seen: list[tuple[str, str]] = []
+    clib.set_log_callback(lambda level, msg: seen.append((level, msg)), "info")
+    try:
+        with (
+            capi.CEngine(models["y_fp32"], threads=1, library=clib) as engine,
+            pytest.raises(DataError),
+        ):
+            engine.upscale_y_u8(np.zeros((0, 4), np.uint8))
+    finally:
+        clib.set_log_callback(None)
+    assert any(level == "info" and "loaded" in msg for level, msg in seen)
+    assert any(level == "error" and "zero dimension" in msg for level, msg in seen)

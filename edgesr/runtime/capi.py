@@ -29,7 +29,9 @@ from edgesr.runtime.runners import BaseRunner
 __all__ = [
     "CEngine",
     "CLibrary",
+    "CModel",
     "CRunner",
+    "CStream",
     "Status",
     "build_library",
     "find_library",
@@ -67,6 +69,11 @@ _ERROR_CLASS: dict[int, type[EdgesrError]] = {
 
 BACKENDS = {"onnxruntime": 0, "tensorrt": 1}
 COLORS = {0: "y", 1: "rgb"}  # esr_color -> BaseRunner.color
+ABI_VERSION = 1  # the esr_* ABI this binding is written for (edgesr.h's ESR_ABI_VERSION)
+FORMATS = {"gray8": 0, "rgb24": 1, "nv12": 2, "nv21": 3, "i420": 4}
+MATRICES = {"bt601": 0, "bt709": 1}
+RANGES = {"limited": 0, "full": 1}
+LOG_LEVELS = {"debug": 0, "info": 1, "warning": 2, "error": 3}
 
 
 class _Options(ctypes.Structure):
@@ -75,13 +82,47 @@ class _Options(ctypes.Structure):
         ("backend", ctypes.c_int),
         ("num_threads", ctypes.c_int32),
         ("device_id", ctypes.c_int32),
+        ("intra_op_spinning", ctypes.c_int32),
     ]
 
 
+class _ModelInfo(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("scale", ctypes.c_int32),
+        ("color", ctypes.c_int),
+        ("channels", ctypes.c_int32),
+        ("backend", ctypes.c_int),
+        ("num_threads", ctypes.c_int32),
+        ("intra_op_spinning", ctypes.c_int32),
+        ("precision", ctypes.c_char * 32),
+        ("input_shape", ctypes.c_int64 * 4),
+        ("output_shape", ctypes.c_int64 * 4),
+        ("min_width", ctypes.c_uint64),
+        ("min_height", ctypes.c_uint64),
+        ("max_width", ctypes.c_uint64),
+        ("max_height", ctypes.c_uint64),
+    ]
+
+
+class _Image(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("format", ctypes.c_int),
+        ("matrix", ctypes.c_int),
+        ("range", ctypes.c_int),
+        ("width", ctypes.c_size_t),
+        ("height", ctypes.c_size_t),
+        ("planes", ctypes.c_void_p * 3),
+        ("pitches", ctypes.c_size_t * 3),
+    ]
+
+
+_LOG_FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p)
 _u8p = ctypes.POINTER(ctypes.c_uint8)
 _f32p = ctypes.POINTER(ctypes.c_float)
 _size = ctypes.c_size_t
-_engine_p = ctypes.c_void_p
+_handle_p = ctypes.c_void_p
 
 
 def find_library() -> Path | None:
@@ -143,51 +184,90 @@ class CLibrary:
                 f"cannot load libedgesr from {self.path} ({exc}); build it with "
                 "`bash deploy/runtime/build.sh` or set $EDGESR_CAPI_LIB."
             ) from exc
+        model_create = [ctypes.POINTER(_Options), ctypes.POINTER(_handle_p)]
         sig = {
             "esr_version": (ctypes.c_char_p, []),
-            "esr_default_options": (_Options, []),
+            "esr_abi_version": (ctypes.c_uint32, []),
+            "esr_options_init": (ctypes.c_int, [ctypes.POINTER(_Options), _size]),
             "esr_status_string": (ctypes.c_char_p, [ctypes.c_int]),
             "esr_last_error": (ctypes.c_char_p, []),
-            "esr_engine_create": (
+            "esr_set_log_callback": (None, [_LOG_FN, ctypes.c_void_p, ctypes.c_int]),
+            "esr_model_create": (ctypes.c_int, [ctypes.c_char_p, *model_create]),
+            "esr_model_create_from_memory": (
                 ctypes.c_int,
-                [ctypes.c_char_p, ctypes.POINTER(_Options), ctypes.POINTER(_engine_p)],
+                [ctypes.c_void_p, _size, *model_create],
             ),
-            "esr_engine_create_from_memory": (
-                ctypes.c_int,
-                [ctypes.c_void_p, _size, ctypes.POINTER(_Options), ctypes.POINTER(_engine_p)],
-            ),
-            "esr_engine_destroy": (None, [_engine_p]),
-            "esr_engine_info": (
-                ctypes.c_int,
-                [_engine_p, ctypes.POINTER(ctypes.c_int32), ctypes.POINTER(ctypes.c_int)],
-            ),
+            "esr_model_destroy": (None, [_handle_p]),
+            "esr_model_get_info": (ctypes.c_int, [_handle_p, ctypes.POINTER(_ModelInfo)]),
             "esr_output_size": (
                 ctypes.c_int,
-                [_engine_p, _size, _size, ctypes.POINTER(_size), ctypes.POINTER(_size)],
+                [_handle_p, _size, _size, ctypes.POINTER(_size), ctypes.POINTER(_size)],
             ),
-            "esr_upscale_y_u8": (ctypes.c_int, [_engine_p, _u8p, _size, _size, _size, _u8p, _size]),
-            "esr_upscale_nv12": (
+            "esr_stream_create": (ctypes.c_int, [_handle_p, ctypes.POINTER(_handle_p)]),
+            "esr_stream_destroy": (None, [_handle_p]),
+            "esr_stream_model": (_handle_p, [_handle_p]),
+            "esr_stream_prepare": (ctypes.c_int, [_handle_p, _size, _size]),
+            "esr_upscale_image": (
                 ctypes.c_int,
-                [_engine_p, _u8p, _size, _u8p, _size, _size, _size, _u8p, _size, _u8p, _size],
+                [_handle_p, ctypes.POINTER(_Image), ctypes.POINTER(_Image)],
             ),
+            "esr_upscale_y_u8": (ctypes.c_int, [_handle_p, _u8p, _size, _size, _size, _u8p, _size]),
             "esr_upscale_rgb_u8": (
                 ctypes.c_int,
-                [_engine_p, _u8p, _size, _size, _size, _u8p, _size],
+                [_handle_p, _u8p, _size, _size, _size, _u8p, _size],
             ),
             "esr_upscale_f32": (
                 ctypes.c_int,
-                [_engine_p, _f32p, _size, _size, _size, _size, _f32p],
+                [_handle_p, _f32p, _size, _size, _size, _size, _f32p],
             ),
-            "esr_engine_allocation_count": (ctypes.c_uint64, [_engine_p]),
         }
+        missing = [name for name in sig if not hasattr(lib, name)]
+        if missing:
+            raise DependencyError(
+                f"{self.path} is an older libedgesr without {', '.join(missing)}; rebuild it with "
+                "`bash deploy/runtime/build.sh`."
+            )
         for name, (restype, argtypes) in sig.items():
             fn = getattr(lib, name)
             fn.restype, fn.argtypes = restype, argtypes
+        # Test-only counter (edgesr_testing.h): present in every build, but not ABI.
+        self.has_testing = hasattr(lib, "esr_testing_stream_allocations")
+        if self.has_testing:
+            lib.esr_testing_stream_allocations.restype = ctypes.c_uint64
+            lib.esr_testing_stream_allocations.argtypes = [_handle_p]
         self.lib = lib
+        abi = int(lib.esr_abi_version())
+        if abi != ABI_VERSION:
+            raise DependencyError(
+                f"{self.path} has ABI {abi} but edgesr.runtime.capi speaks ABI {ABI_VERSION}; "
+                "rebuild libedgesr from this checkout (`bash deploy/runtime/build.sh`)."
+            )
+        self._log_fn: Any = None  # keeps the ctypes callback alive while the library holds it
 
     @property
     def version(self) -> str:
         return self.lib.esr_version().decode()
+
+    def set_log_callback(self, fn: Any | None, level: str = "warning") -> None:
+        """Send libedgesr's log to ``fn(level_name, message)`` (None: stop logging).
+
+        Process-wide; ``fn`` runs on libedgesr's threads and must not raise.
+        """
+        if level not in LOG_LEVELS:
+            raise DataError(f"level must be one of {sorted(LOG_LEVELS)}, got {level!r}")
+        names = {v: k for k, v in LOG_LEVELS.items()}
+        if fn is None:
+            self.lib.esr_set_log_callback(_LOG_FN(), None, LOG_LEVELS[level])
+            self._log_fn = None
+            return
+
+        def forward(_user: Any, lvl: int, msg: bytes) -> None:
+            with contextlib.suppress(Exception):
+                fn(names.get(lvl, str(lvl)), msg.decode(errors="replace"))
+
+        callback = _LOG_FN(forward)
+        self.lib.esr_set_log_callback(callback, None, LOG_LEVELS[level])
+        self._log_fn = callback
 
     def check(self, status: int, what: str) -> None:
         """Raise the edgesr error for a non-OK status, with the library's message."""
@@ -219,8 +299,12 @@ def _ptr(array: np.ndarray, ctype: Any) -> Any:
     return array.ctypes.data_as(ctypes.POINTER(ctype))
 
 
-class CEngine:
-    """One esr_engine: a model loaded by libedgesr. Not for concurrent use from two threads."""
+class CModel:
+    """One esr_model: weights, session and thread pool, shared by any number of streams.
+
+    Safe to share between threads (create streams from any thread); the C model lives until
+    this object and all its streams are closed.
+    """
 
     def __init__(
         self,
@@ -229,6 +313,7 @@ class CEngine:
         threads: int = 0,
         backend: str = "onnxruntime",
         device_id: int = 0,
+        intra_op_spinning: bool | None = None,
         library: CLibrary | str | Path | None = None,
     ) -> None:
         self._handle: Any = None
@@ -236,36 +321,70 @@ class CEngine:
         lib = self.clib.lib
         if backend not in BACKENDS:
             raise DataError(f"backend must be one of {sorted(BACKENDS)}, got {backend!r}")
-        opts = lib.esr_default_options()
+        opts = _Options()
+        self.clib.check(lib.esr_options_init(ctypes.byref(opts), ctypes.sizeof(opts)), "options")
         opts.backend, opts.num_threads, opts.device_id = BACKENDS[backend], threads, device_id
-        handle = _engine_p()
+        opts.intra_op_spinning = -1 if intra_op_spinning is None else int(intra_op_spinning)
+        handle = _handle_p()
         if isinstance(model, bytes):
             buf = ctypes.create_string_buffer(model, len(model))
-            status = lib.esr_engine_create_from_memory(
+            status = lib.esr_model_create_from_memory(
                 buf, len(model), ctypes.byref(opts), ctypes.byref(handle)
             )
             what = "loading a model from memory"
         else:
-            status = lib.esr_engine_create(
+            status = lib.esr_model_create(
                 os.fsencode(str(model)), ctypes.byref(opts), ctypes.byref(handle)
             )
             what = f"loading {model}"
         self.clib.check(status, what)
         self._handle = handle
-        scale, color = ctypes.c_int32(), ctypes.c_int()
+        info = self.info()
+        self.scale = int(info["scale"])
+        self.color = str(info["color"])
+
+    def info(self) -> dict[str, Any]:
+        """esr_model_get_info as a dict (shapes use -1 for dynamic dimensions)."""
+        raw = _ModelInfo()
+        raw.struct_size = ctypes.sizeof(raw)
+        self.clib.check(self.clib.lib.esr_model_get_info(self.handle, ctypes.byref(raw)), "info")
+        backends = {v: k for k, v in BACKENDS.items()}
+        return {
+            "scale": raw.scale,
+            "color": COLORS.get(raw.color, str(raw.color)),
+            "channels": raw.channels,
+            "backend": backends.get(raw.backend, str(raw.backend)),
+            "num_threads": raw.num_threads,
+            "intra_op_spinning": raw.intra_op_spinning,
+            "precision": raw.precision.decode(errors="replace"),
+            "input_shape": list(raw.input_shape),
+            "output_shape": list(raw.output_shape),
+            "min_size": (raw.min_width, raw.min_height),
+            "max_size": (raw.max_width, raw.max_height),
+        }
+
+    def output_size(self, width: int, height: int) -> tuple[int, int]:
+        ow, oh = _size(), _size()
         self.clib.check(
-            lib.esr_engine_info(self._handle, ctypes.byref(scale), ctypes.byref(color)), "info"
+            self.clib.lib.esr_output_size(
+                self.handle, width, height, ctypes.byref(ow), ctypes.byref(oh)
+            ),
+            "esr_output_size",
         )
-        self.scale = int(scale.value)
-        self.color = COLORS[int(color.value)]
+        return int(ow.value), int(oh.value)
+
+    def stream(self) -> CStream:
+        """A new stream of this model (its own buffers; one thread at a time)."""
+        return CStream(self)
 
     # -- lifetime ---------------------------------------------------------------------------
     def close(self) -> None:
+        """Drop this reference; streams already made keep the C model alive."""
         if self._handle:
-            self.clib.lib.esr_engine_destroy(self._handle)
+            self.clib.lib.esr_model_destroy(self._handle)
             self._handle = None
 
-    def __enter__(self) -> CEngine:
+    def __enter__(self) -> CModel:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -278,7 +397,44 @@ class CEngine:
     @property
     def handle(self) -> Any:
         if not self._handle:
-            raise EdgesrError("this CEngine is closed")
+            raise EdgesrError("this CModel is closed")
+        return self._handle
+
+
+class CStream:
+    """One esr_stream of a :class:`CModel`: one camera's buffers. One thread at a time."""
+
+    def __init__(self, model: CModel) -> None:
+        self._handle: Any = None
+        self.clib = model.clib
+        self.scale, self.color = model.scale, model.color
+        handle = _handle_p()
+        self.clib.check(
+            self.clib.lib.esr_stream_create(model.handle, ctypes.byref(handle)),
+            "esr_stream_create",
+        )
+        self._handle = handle
+
+    # -- lifetime ---------------------------------------------------------------------------
+    def close(self) -> None:
+        if self._handle:
+            self.clib.lib.esr_stream_destroy(self._handle)
+            self._handle = None
+
+    def __enter__(self) -> CStream:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __del__(self) -> None:  # a safety net; call close() or use `with`
+        with contextlib.suppress(Exception):
+            self.close()
+
+    @property
+    def handle(self) -> Any:
+        if not self._handle:
+            raise EdgesrError("this CStream is closed")
         return self._handle
 
     @property
@@ -287,18 +443,27 @@ class CEngine:
 
     @property
     def allocation_count(self) -> int:
-        return int(self.clib.lib.esr_engine_allocation_count(self.handle))
+        """libedgesr's allocations for this stream so far (a test aid, not ABI)."""
+        if not self.clib.has_testing:
+            raise DependencyError("this libedgesr exports no esr_testing_stream_allocations")
+        return int(self.clib.lib.esr_testing_stream_allocations(self.handle))
 
     # -- frames -------------------------------------------------------------------------------
     def output_size(self, width: int, height: int) -> tuple[int, int]:
+        """esr_output_size of this stream's model (checked for zero sizes and overflow)."""
         ow, oh = _size(), _size()
+        model = self.clib.lib.esr_stream_model(self.handle)
         self.clib.check(
-            self.clib.lib.esr_output_size(
-                self.handle, width, height, ctypes.byref(ow), ctypes.byref(oh)
-            ),
+            self.clib.lib.esr_output_size(model, width, height, ctypes.byref(ow), ctypes.byref(oh)),
             "esr_output_size",
         )
         return int(ow.value), int(oh.value)
+
+    def prepare(self, width: int, height: int) -> None:
+        """Check the frame size against the model and allocate the stream's buffers now."""
+        self.clib.check(
+            self.clib.lib.esr_stream_prepare(self.handle, width, height), "esr_stream_prepare"
+        )
 
     def upscale_f32(self, lr: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """float32 NCHW -> NCHW, exactly the model's output (no clamping)."""
@@ -326,42 +491,6 @@ class CEngine:
         out = np.empty((h * self.scale, w * self.scale), np.uint8)
         return self._packed_frame("esr_upscale_y_u8", y, out)
 
-    def upscale_nv12(self, y: np.ndarray, uv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """NV12: Y (H x W) and interleaved UV (H/2 x W, or H/2 x W/2 x 2) uint8 planes ->
-        upscaled planes, UV in the layout given.
-
-        Each plane may be a strided view with its own row pitch (a camera buffer whose rows are
-        padded, Y and UV at separate addresses): both go to esr_upscale_nv12 uncopied.
-        """
-        pairs = isinstance(uv, np.ndarray) and uv.ndim == 3 and uv.shape[2] == 2
-        if pairs:  # (H/2, W/2, 2) with packed pairs is the same bytes as (H/2, W): a view
-            uv = uv.reshape(uv.shape[0], uv.shape[1] * 2)
-        y = _u8_plane(y, 2, "upscale_nv12")
-        uv = _u8_plane(uv, 2, "upscale_nv12")
-        h, w = y.shape
-        if uv.shape != (h // 2, w):
-            raise DataError(f"NV12 UV plane must be {(h // 2, w)} for a {(h, w)} Y plane")
-        s = self.scale
-        y_out = np.empty((h * s, w * s), np.uint8)
-        uv_out = np.empty((h * s // 2, w * s), np.uint8)
-        self.clib.check(
-            self.clib.lib.esr_upscale_nv12(
-                self.handle,
-                _ptr(y, ctypes.c_uint8),
-                y.strides[0],
-                _ptr(uv, ctypes.c_uint8),
-                uv.strides[0],
-                w,
-                h,
-                _ptr(y_out, ctypes.c_uint8),
-                y_out.strides[0],
-                _ptr(uv_out, ctypes.c_uint8),
-                uv_out.strides[0],
-            ),
-            "esr_upscale_nv12",
-        )
-        return y_out, (uv_out.reshape(h * s // 2, w * s // 2, 2) if pairs else uv_out)
-
     def upscale_rgb_u8(self, rgb: np.ndarray) -> np.ndarray:
         """HxWx3 uint8 RGB -> upscaled HxWx3 uint8 RGB."""
         rgb = _u8_plane(rgb, 3, "upscale_rgb_u8")
@@ -371,8 +500,63 @@ class CEngine:
         out = np.empty((h * self.scale, w * self.scale, 3), np.uint8)
         return self._packed_frame("esr_upscale_rgb_u8", rgb, out)
 
+    def upscale_nv12(self, y: np.ndarray, uv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """NV12: Y (H x W) and interleaved UV (H/2 x W, or H/2 x W/2 x 2) uint8 planes ->
+        upscaled planes, UV in the layout given.
+
+        Each plane may be a strided view with its own row pitch (a camera buffer whose rows are
+        padded, Y and UV at separate addresses): both go to esr_upscale_image uncopied.
+        """
+        out = self.upscale_yuv("nv12", [y, uv])
+        return out[0], out[1]
+
+    def upscale_yuv(
+        self,
+        fmt: str,
+        planes: list[np.ndarray],
+        *,
+        matrix: str = "bt601",
+        yuv_range: str = "limited",
+    ) -> list[np.ndarray]:
+        """A 4:2:0 frame ("nv12", "nv21": [Y, UV/VU]; "i420": [Y, U, V]) -> upscaled planes.
+
+        Interleaved chroma may be (H/2, W) or (H/2, W/2, 2); each plane may be a strided view.
+        """
+        if fmt not in ("nv12", "nv21", "i420"):
+            raise DataError(f"fmt must be nv12, nv21 or i420, got {fmt!r}")
+        if matrix not in MATRICES or yuv_range not in RANGES:
+            raise DataError(f"matrix must be in {sorted(MATRICES)}, range in {sorted(RANGES)}")
+        n_planes = 3 if fmt == "i420" else 2
+        if len(planes) != n_planes:
+            raise DataError(f"{fmt} takes {n_planes} planes, got {len(planes)}")
+        y = _u8_plane(planes[0], 2, f"upscale_yuv ({fmt} Y)")
+        h, w = y.shape
+        pairs = False
+        chroma = []
+        for p in planes[1:]:
+            if n_planes == 2 and isinstance(p, np.ndarray) and p.ndim == 3 and p.shape[2] == 2:
+                pairs = True  # (H/2, W/2, 2) with packed pairs is the same bytes as (H/2, W)
+                p = p.reshape(p.shape[0], p.shape[1] * 2)
+            chroma.append(_u8_plane(p, 2, f"upscale_yuv ({fmt} chroma)"))
+        cshape = (h // 2, w) if n_planes == 2 else (h // 2, w // 2)
+        if any(c.shape != cshape for c in chroma):
+            raise DataError(f"{fmt} chroma planes must be {cshape} for a {(h, w)} Y plane")
+        s = self.scale
+        outs = [np.empty((h * s, w * s), np.uint8)] + [
+            np.empty((cshape[0] * s, cshape[1] * s), np.uint8) for _ in chroma
+        ]
+        src = _image(FORMATS[fmt], MATRICES[matrix], RANGES[yuv_range], [y, *chroma], w, h)
+        dst = _image(FORMATS[fmt], MATRICES[matrix], RANGES[yuv_range], outs, w * s, h * s)
+        self.clib.check(
+            self.clib.lib.esr_upscale_image(self.handle, ctypes.byref(src), ctypes.byref(dst)),
+            "esr_upscale_image",
+        )
+        if pairs:
+            outs[1] = outs[1].reshape(h * s // 2, w * s // 2, 2)
+        return outs
+
     def _packed_frame(self, function: str, src: np.ndarray, out: np.ndarray) -> np.ndarray:
-        """Call ``function(engine, src, w, h, src_stride, dst, dst_stride)`` on uint8 frames."""
+        """Call ``function(stream, src, w, h, src_pitch, dst, dst_pitch)`` on uint8 frames."""
         h, w = src.shape[:2]
         self.clib.check(
             getattr(self.clib.lib, function)(
@@ -387,6 +571,41 @@ class CEngine:
             function,
         )
         return out
+
+
+class CEngine(CStream):
+    """A model with one stream of its own: the simple way to run one camera's frames.
+
+    Not for concurrent use from two threads; for several streams share a :class:`CModel`.
+    """
+
+    def __init__(
+        self,
+        model: str | Path | bytes,
+        *,
+        threads: int = 0,
+        backend: str = "onnxruntime",
+        device_id: int = 0,
+        library: CLibrary | str | Path | None = None,
+    ) -> None:
+        self._handle = None
+        self.model = CModel(
+            model, threads=threads, backend=backend, device_id=device_id, library=library
+        )
+        try:
+            super().__init__(self.model)
+        finally:
+            self.model.close()  # the stream holds the model's last reference
+
+
+def _image(fmt: int, matrix: int, rng: int, planes: list[np.ndarray], w: int, h: int) -> _Image:
+    im = _Image()
+    im.struct_size = ctypes.sizeof(im)
+    im.format, im.matrix, im.range, im.width, im.height = fmt, matrix, rng, w, h
+    for i, p in enumerate(planes):
+        im.planes[i] = p.ctypes.data
+        im.pitches[i] = p.strides[0]
+    return im
 
 
 def _u8_plane(a: np.ndarray, ndim: int, what: str) -> np.ndarray:
