@@ -5,10 +5,14 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
 import shutil
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -467,3 +471,30 @@ def test_vgg_weights_from_env_are_used_and_recorded(
     monkeypatch.delenv(VGG19_ENV)
     with pytest.raises(ConfigError, match="perceptual loss used vgg19"):
         train(_recipe("gan.steps=2"), images, out=tmp_path / "run", val=None, resume=True)
+
+
+@pytest.mark.slow
+def test_two_process_gan_under_torchrun(tmp_path: Path, images: list[np.ndarray]) -> None:
+    """Both phases data-parallel: two ranks, each half the batch, one G/D/EMA, rank 0 writes."""
+    data = tmp_path / "hr"
+    data.mkdir()
+    for i, img in enumerate(images):
+        cv2.imwrite(str(data / f"{i}.png"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+    out = tmp_path / "ddp"
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+        "-m", "edgesr", "train", "--recipe", "anchornet_x4", "--data", str(data), "--val", str(data),
+        "--out", str(out), "--no-progress", *[f"--set={s}" for s in TINY_GAN],
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((out / "train_summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["gan"]["steps"] == 10
+    assert summary["pretrain"]["steps"] == 20
+    state = json.loads((latest_checkpoint(out) / "state.json").read_text())
+    assert set(state["sampler"]) == {"0", "1"}  # both ranks' patch streams are checkpointed
+    assert state["sampler"]["0"] != state["sampler"]["1"]
+    model, info = load_model(out)
+    assert read_info(out / "model.safetensors").extra["world_size"] == "2"
+    assert model(torch.rand(1, 3, 8, 8)).shape == (1, 3, 32, 32)

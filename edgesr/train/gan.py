@@ -15,6 +15,11 @@ Phase 2 starts G from phase 1's weights and D from scratch. Each step updates G 
 frozen, then the EMA copy of G, then D on the RaGAN loss of real vs detached fake patches.
 Checkpoints hold G, D (with its spectral-norm vectors), the EMA, both Adam states and the
 sampler, so ``--resume`` continues whichever phase was interrupted, bit-identically on CPU.
+
+Under ``torchrun`` both phases are data-parallel like the pixel-loss loop: each rank draws
+``batch / world`` patches from its own stream, G's and D's gradients are averaged across ranks
+(DistributedDataParallel), so every rank holds the same G, D and EMA; rank 0 validates and
+writes.
 """
 
 from __future__ import annotations
@@ -50,8 +55,11 @@ from edgesr.train.run import (
     LrSchedule,
     Run,
     TrainResult,
+    barrier,
     check_resumable,
     dist_env,
+    gather_sampler_states,
+    init_dist,
     load_train_images,
     lr_at,
     make_sampler,
@@ -118,18 +126,25 @@ def train_gan(
     """
     stream = stream or sys.stderr
     gan = _gan(recipe)
-    if dist_env()[0] > 1:
+    world, rank = dist_env()
+    batch = gan.batch_size or recipe.data.batch_size
+    if batch % world:
         raise ConfigError(
-            "GAN training runs in a single process; start it without torchrun "
-            "(it uses a GPU when there is one)."
+            f"the GAN batch ({batch}: gan.batch_size, else data.batch_size) must divide evenly "
+            f"over {world} processes."
         )
     run_dir = Path(out)
     pre_dir = run_dir / PRETRAIN_DIR
     # The perceptual net first: a wrong weights path fails before anything is written.
     perceptual = build_perceptual(gan)
     mode = perceptual.source if perceptual is not None else "off"
-    ckpt = _prepare_gan_dir(run_dir, recipe, resume=resume, force=force)
-    _say(stream, _notice(perceptual))
+    ckpt = _prepare_gan_dir(run_dir, recipe, resume=resume, force=force) if rank == 0 else None
+    # Every rank decides below whether phase 1 is done, so rank 0 must have prepared the
+    # directory first (init_dist is a no-op in a plain process and idempotent under torchrun).
+    init_dist(world)
+    barrier(world)
+    if rank == 0:
+        _say(stream, _notice(perceptual))
     spec = recipe.train
 
     # Phase 1: the ordinary pixel-loss loop, in its own run directory.
@@ -141,7 +156,7 @@ def train_gan(
                 "Start a new run with --out."
             )
         pre_ckpt = resume and latest_checkpoint(pre_dir) is not None
-        if progress:
+        if progress and rank == 0:
             _say(
                 stream,
                 f"edgesr: phase 1/2, pixel-loss pre-training ({spec.steps} steps) in {pre_dir}",
@@ -160,14 +175,13 @@ def train_gan(
     pre_summary = json.loads((pre_dir / "train_summary.json").read_text())
 
     # Phase 2 ---------------------------------------------------------------------------------
-    run = Run.join(run_dir, recipe)
+    run = Run.join(run_dir, recipe, world=world, rank=rank)
+    if rank != 0 and resume:
+        ckpt = latest_checkpoint(run_dir)
     images, data_desc = load_train_images(data, recipe)
-    # A data stream of its own (phase 1 used seed * 1000 + rank).
+    # A data stream of its own per rank (phase 1 used seed * 1000 + rank).
     sampler = make_sampler(
-        recipe,
-        images,
-        batch_size=gan.batch_size or recipe.data.batch_size,
-        seed=spec.seed * 1000 + 500,
+        recipe, images, batch_size=batch // world, seed=spec.seed * 1000 + 500 + rank
     )
     run.load_validation(val)
 
@@ -185,17 +199,26 @@ def train_gan(
     run.state.update(data=data_desc, perceptual=mode)  # both must match on a resume
     step = 0
     if ckpt is not None:
-        step, sampler_state = run.restore(ckpt, model=models, optimizer=optimizers)
-        sampler.load_state_dict(sampler_state)
+        step, samplers = run.restore(ckpt, model=models, optimizer=optimizers)
+        sampler.load_state_dict(samplers[str(rank)])
         if run.state.get("perceptual") != mode:
             raise ConfigError(
                 f"cannot resume {run_dir}: its perceptual loss used {run.state.get('perceptual')}, "
                 f"now {mode}; set gan.vgg19_weights / ${VGG19_ENV} as before."
             )
-    else:
+    elif rank == 0:
         (run_dir / "log.jsonl").unlink(missing_ok=True)  # from a phase 2 that never checkpointed
+    # Data-parallel wrappers for the two backward passes; the G step runs D unwrapped (frozen,
+    # no gradients to reduce) and the EMA follows the plain G, identical on every rank.
+    g_step, d_step = g, d
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [device.index] if device.type == "cuda" else None
+        g_step = DistributedDataParallel(g, device_ids=ids)
+        d_step = DistributedDataParallel(d, device_ids=ids)
     start_step = step
-    if progress:
+    if progress and rank == 0:
         _say(
             stream,
             f"edgesr: phase 2/2, adversarial training ({gan.steps} steps, D '{gan.discriminator}'"
@@ -205,11 +228,12 @@ def train_gan(
     # Both learning rates: a cosine to gan.lr_min over the GAN steps, no warmup.
     g_sched = LrSchedule(steps=gan.steps, lr=gan.g_lr, lr_min=gan.lr_min)
     d_sched = LrSchedule(steps=gan.steps, lr=gan.d_lr, lr_min=gan.lr_min)
-    bar = Progress(total=gan.steps, start=start_step, stream=stream, enabled=progress)
+    bar = Progress(total=gan.steps, start=start_step, stream=stream, enabled=progress and run.main)
     run.start_clock()
 
     def checkpoint() -> None:
-        run.checkpoint(step, sampler.state_dict(), model=models, optimizer=optimizers)
+        samplers = gather_sampler_states(sampler, world)  # collective: every rank calls it
+        run.checkpoint(step, samplers, model=models, optimizer=optimizers)
 
     sums: dict[str, float] = defaultdict(float)
     count = 0
@@ -227,8 +251,9 @@ def train_gan(
                 lr_batch, hr_batch = sampler.next_batch()
                 values = _gan_step(
                     gan,
-                    g,
+                    g_step,
                     d,
+                    d_step,
                     ema,
                     opt_g,
                     opt_d,
@@ -276,43 +301,46 @@ def train_gan(
     pre_steps = int(pre_summary["steps"])
     model_path = run_dir / "model.safetensors"
     psnr = run.val_psnr
-    save_model(
-        ema.cpu(),
-        model_path,
-        ModelInfo.from_recipe(recipe),
-        extra={
-            "generator": f"EMA (decay {gan.ema_decay}) of the GAN-trained net",
-            "steps": str(step),
-            "pretrain_steps": str(pre_steps),
-            "pretrain_model": f"{PRETRAIN_DIR}/model.safetensors",
-            "perceptual": mode,
-            "train_data": data_desc,
-            "val_psnr_y": psnr_text(psnr),
-            "wall_time_s": f"{pre_wall + gan_wall:.1f}",
-        },
-    )
-    run.write_summary(
-        {
-            "steps": pre_steps + step,
-            "val_psnr_y": psnr,
-            "wall_time_s": pre_wall + gan_wall,
-            "pretrain": {
-                "steps": pre_steps,
-                "val_psnr_y": pre_summary.get("val_psnr_y"),
-                "wall_time_s": pre_wall,
-                "model": f"{PRETRAIN_DIR}/model.safetensors",
+    if run.main:
+        save_model(
+            ema.cpu(),
+            model_path,
+            ModelInfo.from_recipe(recipe),
+            extra={
+                "generator": f"EMA (decay {gan.ema_decay}) of the GAN-trained net",
+                "steps": str(step),
+                "pretrain_steps": str(pre_steps),
+                "pretrain_model": f"{PRETRAIN_DIR}/model.safetensors",
+                "perceptual": mode,
+                "train_data": data_desc,
+                "val_psnr_y": psnr_text(psnr),
+                "wall_time_s": f"{pre_wall + gan_wall:.1f}",
+                "world_size": str(world),
             },
-            "gan": {
-                "steps": step,
-                "val_psnr_y_ema": psnr,
-                "wall_time_s": gan_wall,
-                "s_per_step": gan_wall / max(step, 1),
-                "discriminator": gan.discriminator,
-                "ema_decay": gan.ema_decay,
-            },
-            "perceptual": mode,
-        }
-    )
+        )
+        run.write_summary(
+            {
+                "steps": pre_steps + step,
+                "val_psnr_y": psnr,
+                "wall_time_s": pre_wall + gan_wall,
+                "pretrain": {
+                    "steps": pre_steps,
+                    "val_psnr_y": pre_summary.get("val_psnr_y"),
+                    "wall_time_s": pre_wall,
+                    "model": f"{PRETRAIN_DIR}/model.safetensors",
+                },
+                "gan": {
+                    "steps": step,
+                    "val_psnr_y_ema": psnr,
+                    "wall_time_s": gan_wall,
+                    "s_per_step": gan_wall / max(step, 1),
+                    "discriminator": gan.discriminator,
+                    "ema_decay": gan.ema_decay,
+                },
+                "perceptual": mode,
+            }
+        )
+    barrier(world)  # rank 0 has written the model before any rank returns
     return TrainResult(
         run_dir=run_dir,
         model_path=model_path,
@@ -326,6 +354,7 @@ def _gan_step(
     gan: GanSpec,
     g: nn.Module,
     d: nn.Module,
+    d_train: nn.Module,
     ema: nn.Module,
     opt_g: torch.optim.Optimizer,
     opt_d: torch.optim.Optimizer,
@@ -333,7 +362,10 @@ def _gan_step(
     lr: torch.Tensor,
     hr: torch.Tensor,
 ) -> dict[str, float]:
-    """One G update (D frozen), the EMA update, one D update; returns the step's numbers."""
+    """One G update (D frozen), the EMA update, one D update; returns the step's numbers.
+
+    ``d_train`` is ``d`` itself or its data-parallel wrapper, used for D's own update only.
+    """
     d.requires_grad_(False)  # G's step must not leave gradients in D
     sr = g(lr)
     l_pix = pixel_loss(gan.pixel_loss, sr, hr)
@@ -351,7 +383,7 @@ def _gan_step(
 
     d.requires_grad_(True)
     # One D pass over real and fake together: the same logits as two passes, cheaper on CPU.
-    real_logits, fake_logits = d(torch.cat([hr, sr.detach()])).chunk(2)
+    real_logits, fake_logits = d_train(torch.cat([hr, sr.detach()])).chunk(2)
     loss_d = ragan_d_loss(real_logits, fake_logits)
     opt_d.zero_grad(set_to_none=True)
     loss_d.backward()
