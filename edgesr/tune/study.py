@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import os
 import socket
+import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -57,25 +59,30 @@ def open_storage(url: str, *, heartbeat_s: int = HEARTBEAT_S, grace_s: int = GRA
         if url.startswith("postgresql"):
             require("psycopg2", purpose="a PostgreSQL --storage", install=OPTUNA_INSTALL)
         engine_kwargs = {"pool_pre_ping": True}
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # heartbeat_interval is "experimental" in Optuna
+    for attempt in range(5):
         try:
-            return optuna.storages.RDBStorage(
-                url,
-                engine_kwargs=engine_kwargs,
-                heartbeat_interval=heartbeat_s,
-                grace_period=grace_s,
-                heartbeat_stale_trial_callback=optuna.storages.RetryFailedTrialCallback(
-                    max_retry=2
-                ),
-            )
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # heartbeat_interval is "experimental" in Optuna
+                return optuna.storages.RDBStorage(
+                    url,
+                    engine_kwargs=engine_kwargs,
+                    heartbeat_interval=heartbeat_s,
+                    grace_period=grace_s,
+                    heartbeat_stale_trial_callback=optuna.storages.RetryFailedTrialCallback(
+                        max_retry=2
+                    ),
+                )
         except Exception as exc:  # SQLAlchemy/driver errors have many types
+            # Workers started together race to create the tables of a new database; the
+            # loser sees "already exists" and finds them made on its next try.
+            if "already exists" in str(exc) and attempt < 4:
+                time.sleep(0.5 + attempt)
+                continue
             raise ConfigError(
                 f"cannot open the study storage {url} ({type(exc).__name__}: {exc}); check the "
                 "URL, that the database server runs and that you may write there."
             ) from exc
+    raise AssertionError("unreachable")
 
 
 def make_sampler(
