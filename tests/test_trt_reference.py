@@ -184,3 +184,46 @@ def test_predicted_psnr_and_errors(tmp_path, espcn_int8) -> None:
     proto.graph.node[-1].op_type = "Resize"
     with pytest.raises(ModelError, match="Resize"):
         TrtInt8Reference(proto)
+
+
+def test_bench_trt_int8_runs_on_a_run_dir(tmp_path, espcn_int8) -> None:
+    """bench_trt_int8.py end to end on a stand-in run (FP32 + int8-qdq ESPCN) and stand-in
+    Set5/Set14 folders of procedural images; figures are not asserted, their structure is."""
+    import json
+    import shutil
+    import subprocess
+    import sys
+
+    from edgesr.data.embedded import procedural_image
+    from edgesr.data.io import write_image
+
+    rng = np.random.default_rng(0)
+    root = tmp_path / "bench"
+    for folder, names in (("Set5", ["baby"]), ("Set14", ["comic", "lenna"])):
+        for i, name in enumerate(names):
+            kind = ("text", "dead_leaves")[i % 2]
+            write_image(root / folder / f"{name}.png", procedural_image(kind, size=48, rng=rng))
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(espcn_int8.with_name("espcn.onnx"), run / "fp32.onnx")
+    shutil.copy(espcn_int8, run / "int8-qdq.onnx")
+    stages = [
+        {"stage": "fp32", "onnx": "fp32.onnx", "target": "onnxruntime-cpu"},
+        {"stage": "int8-qdq", "onnx": "int8-qdq.onnx", "target": "tensorrt"},
+    ]
+    (run / "manifest.json").write_text(json.dumps({"stages": stages}))
+    out = tmp_path / "trt.json"
+    bench = Path(__file__).parent / "benchmarks" / "bench_trt_int8.py"
+    cmd = [sys.executable, str(bench), str(run), "--data-root", str(root), "--json", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(out.read_text())
+    assert result["sets"] == {"Set5": ["baby"], "Set14": ["comic", "lenna"]}
+    routes = result["int8_qdq"]["int8-qdq"]
+    assert list(routes) == ["ort", "trt-fp32", "trt-fp16"]
+    for route in routes.values():
+        assert set(route["psnr_y"]) == {"Set5", "Set14"}
+        assert all(np.isfinite(v) for v in route["psnr_y"].values())
+    assert "trt-fp16" in proc.stdout and "int8-qdq" in proc.stdout
+    again = subprocess.run(cmd, capture_output=True, text=True)
+    assert again.returncode == 5 and "exists" in again.stderr
