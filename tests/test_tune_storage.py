@@ -127,11 +127,28 @@ def test_two_processes_share_one_sqlite_study(setup, tmp_path):
     _two_workers(setup, tmp_path / "out", f"sqlite:///{tmp_path / 'shared.db'}")
 
 
+def test_workers_option_starts_processes_that_share_the_study(setup, tmp_path):
+    out = tmp_path / "out"
+    run = subprocess.run(
+        _command(setup, out, 4, "--workers", "2"),
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stdout
+    study = optuna.load_study(study_name="espcn_x4-tune", storage=f"sqlite:///{out / 'study.db'}")
+    done = _finished(study)
+    assert len(done) == 4 and len({t.user_attrs["worker"] for t in done}) == 2
+    assert not (out / ".tune-recipe.yaml").exists()
+
+
 def test_killed_trial_is_failed_and_rerun_not_counted_twice(setup, tmp_path):
     out = tmp_path / "out"
     storage = f"sqlite:///{out / 'study.db'}"
-    # Long enough trials (about 10 s of training) to kill one mid-way.
-    slow = _command(setup, out, 2, "--heartbeat", "1", steps=400)
+    # Trials long enough (a few seconds of training) to kill one mid-way.
+    slow = _command(setup, out, 2, "--heartbeat", "1", steps=150)
     victim = subprocess.Popen(
         slow, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )

@@ -113,9 +113,14 @@ def run_tune(
     out.mkdir(parents=True, exist_ok=True)
     extra = []
     if options.workers > 1:
+        from edgesr.recipe import dump_recipe
+
+        # Recipes hold read-only mappings, which do not pickle: workers load the resolved YAML.
+        resolved = out / ".tune-recipe.yaml"
+        atomic_write_bytes(resolved, dump_recipe(recipe).encode())
         ctx = multiprocessing.get_context("spawn")
         extra = [
-            ctx.Process(target=_worker_entry, args=(recipe, space, out, options, i))
+            ctx.Process(target=_worker_entry, args=(resolved, space, out, options, i))
             for i in range(1, options.workers)
         ]
         for p in extra:
@@ -125,6 +130,7 @@ def run_tune(
     finally:
         for p in extra:
             p.join()
+        (out / ".tune-recipe.yaml").unlink(missing_ok=True)
     bad = [p.exitcode for p in extra if p.exitcode]
     if bad:
         raise EdgesrError(f"{len(bad)} tune worker process(es) failed (exit codes {bad}).")
@@ -132,11 +138,16 @@ def run_tune(
 
 
 def _worker_entry(
-    recipe: Recipe, space: SearchSpace, out: Path, options: TuneOptions, i: int
+    recipe_path: Path, space: SearchSpace, out: Path, options: TuneOptions, i: int
 ) -> None:
+    """A ``--workers`` process: the same loop, its progress lines left to worker 0."""
     import io
 
-    _work(recipe, space, out, options, stream=io.StringIO(), worker=i)
+    from edgesr.logs import quiet_third_party
+    from edgesr.recipe import load_recipe
+
+    with quiet_third_party():
+        _work(load_recipe(recipe_path), space, out, options, stream=io.StringIO(), worker=i)
 
 
 # ------------------------------------------------------------------------------ worker
