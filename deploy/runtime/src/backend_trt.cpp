@@ -8,10 +8,11 @@
 // A plan carries no edgesr metadata, so the scale and colour come from the JSON sidecar
 // "<plan>.json" written next to it ({"scale": 4, "color": "y_bt601"}).
 //
-// Frames: host float32 -> device (cudaMemcpyAsync) -> enqueueV3 -> host, on one stream owned
-// by the engine, synchronised before returning. Device buffers grow only when a larger frame
-// arrives; the shape is set on the context only when it changes.
-#include <cstdio>
+// One model, many streams: the deserialized engine (the weights) is shared; each libedgesr
+// stream gets its own IExecutionContext, CUDA stream and device buffers, so streams run
+// concurrently. Frames: host float32 -> device (cudaMemcpyAsync) -> enqueueV3 -> host, on the
+// stream's CUDA stream, synchronised before returning. Device buffers grow only when a larger
+// frame arrives; the shape is set on the context only when it changes.
 #include <cstring>
 #include <fstream>
 #include <memory>
@@ -26,11 +27,16 @@
 
 namespace {
 
+// TensorRT's log, into libedgesr's log callback (it may call this from several threads; the
+// callback contract covers that).
 class Logger : public nvinfer1::ILogger {
  public:
   void log(Severity severity, const char* msg) noexcept override {
-    // TensorRT may call this from several threads; one fprintf per message keeps lines whole.
-    if (severity <= Severity::kWARNING) std::fprintf(stderr, "edgesr/tensorrt: %s\n", msg);
+    const esr_log_level level = severity <= Severity::kERROR     ? ESR_LOG_ERROR
+                                : severity == Severity::kWARNING ? ESR_LOG_WARNING
+                                : severity == Severity::kINFO    ? ESR_LOG_INFO
+                                                                 : ESR_LOG_DEBUG;
+    esr__log(level, "tensorrt: %s", msg);
   }
 };
 
@@ -39,24 +45,31 @@ Logger& logger() {
   return instance;
 }
 
-struct TrtBackend {
+// The shared half: immutable once created, so any number of streams may read it at once.
+struct TrtModel {
   std::unique_ptr<nvinfer1::IRuntime> runtime;
   std::unique_ptr<nvinfer1::ICudaEngine> engine;
+  std::string input_name, output_name;
+  int device = 0;
+
+  ~TrtModel() {
+    engine.reset();  // the engine before the runtime
+    runtime.reset();
+  }
+};
+
+// One libedgesr stream's state.
+struct TrtStream {
   std::unique_ptr<nvinfer1::IExecutionContext> context;
   cudaStream_t stream = nullptr;
-  std::string input_name, output_name;
   void* d_in = nullptr;
   void* d_out = nullptr;
   size_t in_cap = 0, out_cap = 0;
-  int device = 0;
   int64_t shape[4] = {0, 0, 0, 0};  // the input shape last set on the context
   uint64_t* allocs = nullptr;
 
-  ~TrtBackend() {
-    // The context must go before the engine, the engine before the runtime.
+  ~TrtStream() {
     context.reset();
-    engine.reset();
-    runtime.reset();
     if (d_in) cudaFree(d_in);
     if (d_out) cudaFree(d_out);
     if (stream) cudaStreamDestroy(stream);
@@ -68,7 +81,7 @@ esr_status cuda_fail(cudaError_t err, esr_status code, const char* what) {
                    cudaGetErrorString(err));
 }
 
-esr_status reserve(TrtBackend* b, void** ptr, size_t* cap, size_t bytes) {
+esr_status reserve(TrtStream* c, void** ptr, size_t* cap, size_t bytes) {
   if (*cap >= bytes) return ESR_OK;
   if (*ptr) cudaFree(*ptr);
   *ptr = nullptr;
@@ -76,7 +89,7 @@ esr_status reserve(TrtBackend* b, void** ptr, size_t* cap, size_t bytes) {
   cudaError_t err = cudaMalloc(ptr, bytes);
   if (err != cudaSuccess) return cuda_fail(err, ESR_ERR_OUT_OF_MEMORY, "cudaMalloc");
   *cap = bytes;
-  ++*b->allocs;
+  ++*c->allocs;
   return ESR_OK;
 }
 
@@ -85,66 +98,108 @@ size_t elems(const int64_t s[4]) {
          static_cast<size_t>(s[3]);
 }
 
-esr_status trt_run(void* impl, const float* in, const int64_t in_shape[4], float* out,
+esr_status trt_stream_create(void* impl, void** ctx, uint64_t* allocs) {
+  auto* m = static_cast<TrtModel*>(impl);
+  cudaError_t err = cudaSetDevice(m->device);  // the calling thread may be a new one
+  if (err != cudaSuccess) return cuda_fail(err, ESR_ERR_BACKEND_UNAVAILABLE, "cudaSetDevice");
+  std::unique_ptr<TrtStream> c(new (std::nothrow) TrtStream());
+  if (!c) return esr__fail(ESR_ERR_OUT_OF_MEMORY, "cannot allocate a TensorRT stream");
+  c->allocs = allocs;
+  c->context.reset(m->engine->createExecutionContext());
+  if (!c->context) return esr__fail(ESR_ERR_OUT_OF_MEMORY, "createExecutionContext failed");
+  err = cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking);
+  if (err != cudaSuccess) return cuda_fail(err, ESR_ERR_BACKEND_UNAVAILABLE, "creating a stream");
+  *allocs += 2;  // context, CUDA stream
+  *ctx = c.release();
+  return ESR_OK;
+}
+
+void trt_stream_destroy(void* impl, void* ctx) {
+  auto* m = static_cast<TrtModel*>(impl);
+  if (ctx == nullptr) return;
+  cudaSetDevice(m->device);
+  delete static_cast<TrtStream*>(ctx);
+}
+
+esr_status trt_run(void* impl, void* ctx, const float* in, const int64_t in_shape[4], float* out,
                    const int64_t out_shape[4]) {
-  auto* b = static_cast<TrtBackend*>(impl);
+  auto* m = static_cast<TrtModel*>(impl);
+  auto* c = static_cast<TrtStream*>(ctx);
   const size_t in_bytes = elems(in_shape) * sizeof(float);
   const size_t out_bytes = elems(out_shape) * sizeof(float);
-  cudaError_t err = cudaSetDevice(b->device);  // the calling thread may be a new one
+  cudaError_t err = cudaSetDevice(m->device);  // the calling thread may be a new one
   if (err != cudaSuccess) return cuda_fail(err, ESR_ERR_RUNTIME, "cudaSetDevice");
-  esr_status st = reserve(b, &b->d_in, &b->in_cap, in_bytes);
+  esr_status st = reserve(c, &c->d_in, &c->in_cap, in_bytes);
   if (st != ESR_OK) return st;
-  st = reserve(b, &b->d_out, &b->out_cap, out_bytes);
+  st = reserve(c, &c->d_out, &c->out_cap, out_bytes);
   if (st != ESR_OK) return st;
 
-  if (std::memcmp(b->shape, in_shape, sizeof b->shape) != 0) {
+  if (std::memcmp(c->shape, in_shape, sizeof c->shape) != 0) {
     nvinfer1::Dims dims{};
     dims.nbDims = 4;
     for (int i = 0; i < 4; ++i) dims.d[i] = static_cast<decltype(dims.d[0] + 0)>(in_shape[i]);
-    if (!b->context->setInputShape(b->input_name.c_str(), dims)) {
-      std::memset(b->shape, 0, sizeof b->shape);
-      return esr__fail(ESR_ERR_RUNTIME,
+    if (!c->context->setInputShape(m->input_name.c_str(), dims)) {
+      std::memset(c->shape, 0, sizeof c->shape);
+      return esr__fail(ESR_ERR_MODEL_MISMATCH,
                        "input %lldx%lldx%lldx%lld is outside the plan's optimization profile; "
                        "rebuild the plan with a profile covering this frame size",
                        static_cast<long long>(in_shape[0]), static_cast<long long>(in_shape[1]),
                        static_cast<long long>(in_shape[2]), static_cast<long long>(in_shape[3]));
     }
-    const nvinfer1::Dims o = b->context->getTensorShape(b->output_name.c_str());
+    const nvinfer1::Dims o = c->context->getTensorShape(m->output_name.c_str());
     bool same = o.nbDims == 4;
     for (int i = 0; same && i < 4; ++i) same = static_cast<int64_t>(o.d[i]) == out_shape[i];
     if (!same) {
-      std::memset(b->shape, 0, sizeof b->shape);
+      std::memset(c->shape, 0, sizeof c->shape);
       return esr__fail(ESR_ERR_RUNTIME,
                        "the plan's output shape does not match the sidecar's scale x%lld",
                        static_cast<long long>(out_shape[2] / in_shape[2]));
     }
-    std::memcpy(b->shape, in_shape, sizeof b->shape);
+    std::memcpy(c->shape, in_shape, sizeof c->shape);
   }
   // Addresses can change when buffers grow, so they are set on every call (cheap).
-  if (!b->context->setTensorAddress(b->input_name.c_str(), b->d_in) ||
-      !b->context->setTensorAddress(b->output_name.c_str(), b->d_out)) {
+  if (!c->context->setTensorAddress(m->input_name.c_str(), c->d_in) ||
+      !c->context->setTensorAddress(m->output_name.c_str(), c->d_out)) {
     return esr__fail(ESR_ERR_RUNTIME, "TensorRT rejected the I/O tensor addresses");
   }
-  err = cudaMemcpyAsync(b->d_in, in, in_bytes, cudaMemcpyHostToDevice, b->stream);
+  err = cudaMemcpyAsync(c->d_in, in, in_bytes, cudaMemcpyHostToDevice, c->stream);
   if (err != cudaSuccess) return cuda_fail(err, ESR_ERR_RUNTIME, "copying the frame to the GPU");
-  if (!b->context->enqueueV3(b->stream)) {
-    cudaStreamSynchronize(b->stream);
+  if (!c->context->enqueueV3(c->stream)) {
+    cudaStreamSynchronize(c->stream);
     return esr__fail(ESR_ERR_RUNTIME, "TensorRT enqueueV3 failed (see the edgesr/tensorrt log)");
   }
-  err = cudaMemcpyAsync(out, b->d_out, out_bytes, cudaMemcpyDeviceToHost, b->stream);
+  err = cudaMemcpyAsync(out, c->d_out, out_bytes, cudaMemcpyDeviceToHost, c->stream);
   if (err != cudaSuccess) return cuda_fail(err, ESR_ERR_RUNTIME, "copying the result back");
-  err = cudaStreamSynchronize(b->stream);
+  err = cudaStreamSynchronize(c->stream);
   if (err != cudaSuccess) return cuda_fail(err, ESR_ERR_RUNTIME, "running the plan");
   return ESR_OK;
 }
 
 void trt_destroy(void* impl) {
-  auto* b = static_cast<TrtBackend*>(impl);
-  if (b) cudaSetDevice(b->device);
-  delete b;
+  auto* m = static_cast<TrtModel*>(impl);
+  if (m) cudaSetDevice(m->device);
+  delete m;
 }
 
-const esr_backend_ops k_trt_ops = {"tensorrt", trt_run, trt_destroy};
+const esr_backend_ops k_trt_ops = {"tensorrt", trt_stream_create, trt_run, trt_stream_destroy,
+                                   trt_destroy};
+
+// A plan dimension as libedgesr reports it (-1 dynamic), and the profile's range for it.
+void dim_range(const nvinfer1::ICudaEngine& engine, const char* name, int axis, uint64_t* lo,
+               uint64_t* hi) {
+  const nvinfer1::Dims mn = engine.getProfileShape(name, 0, nvinfer1::OptProfileSelector::kMIN);
+  const nvinfer1::Dims mx = engine.getProfileShape(name, 0, nvinfer1::OptProfileSelector::kMAX);
+  const nvinfer1::Dims fixed = engine.getTensorShape(name);
+  if (fixed.nbDims == 4 && fixed.d[axis] > 0) {
+    *lo = *hi = static_cast<uint64_t>(fixed.d[axis]);
+  } else if (mn.nbDims == 4 && mx.nbDims == 4 && mn.d[axis] > 0 && mx.d[axis] > 0) {
+    *lo = static_cast<uint64_t>(mn.d[axis]);
+    *hi = static_cast<uint64_t>(mx.d[axis]);
+  } else {
+    *lo = 1;
+    *hi = UINT64_MAX;
+  }
+}
 
 bool read_file(const std::string& path, std::vector<char>* data) {
   std::ifstream f(path, std::ios::binary | std::ios::ate);
@@ -157,11 +212,11 @@ bool read_file(const std::string& path, std::vector<char>* data) {
 }
 
 esr_status create(const esr_model_source* src, const esr_options* opts, void** impl,
-                  const esr_backend_ops** ops, esr_model_meta* meta, uint64_t* allocs) {
+                  const esr_backend_ops** ops, esr_model_meta* meta) {
   if (src->path == nullptr) {
     return esr__fail(ESR_ERR_INVALID_ARGUMENT,
                      "the TensorRT backend loads plans from a file (its metadata is in the "
-                     "<plan>.json sidecar); use esr_engine_create");
+                     "<plan>.json sidecar); use esr_model_create");
   }
   const std::string plan_path(src->path);
   std::vector<char> sidecar, plan;
@@ -181,9 +236,8 @@ esr_status create(const esr_model_source* src, const esr_options* opts, void** i
   if (err != cudaSuccess) {
     return cuda_fail(err, ESR_ERR_BACKEND_UNAVAILABLE, "selecting the CUDA device");
   }
-  std::unique_ptr<TrtBackend> b(new TrtBackend());
+  std::unique_ptr<TrtModel> b(new TrtModel());
   b->device = opts->device_id;
-  b->allocs = allocs;
   b->runtime.reset(nvinfer1::createInferRuntime(logger()));
   if (!b->runtime) return esr__fail(ESR_ERR_BACKEND_UNAVAILABLE, "createInferRuntime failed");
   b->engine.reset(b->runtime->deserializeCudaEngine(plan.data(), plan.size()));
@@ -215,11 +269,14 @@ esr_status create(const esr_model_source* src, const esr_options* opts, void** i
                      "the plan's input is not [N,%lld,H,W] as the sidecar's colour says",
                      static_cast<long long>(channels));
   }
-  b->context.reset(b->engine->createExecutionContext());
-  if (!b->context) return esr__fail(ESR_ERR_OUT_OF_MEMORY, "createExecutionContext failed");
-  err = cudaStreamCreateWithFlags(&b->stream, cudaStreamNonBlocking);
-  if (err != cudaSuccess) return cuda_fail(err, ESR_ERR_BACKEND_UNAVAILABLE, "creating a stream");
-  *allocs += 4;  // runtime, engine, context, stream
+  const nvinfer1::Dims out_dims = b->engine->getTensorShape(b->output_name.c_str());
+  for (int i = 0; i < 4; ++i) {
+    meta->in_shape[i] = in_dims.d[i] > 0 ? static_cast<int64_t>(in_dims.d[i]) : -1;
+    meta->out_shape[i] =
+        out_dims.nbDims == 4 && out_dims.d[i] > 0 ? static_cast<int64_t>(out_dims.d[i]) : -1;
+  }
+  dim_range(*b->engine, b->input_name.c_str(), 3, &meta->min_w, &meta->max_w);
+  dim_range(*b->engine, b->input_name.c_str(), 2, &meta->min_h, &meta->max_h);
   *impl = b.release();
   *ops = &k_trt_ops;
   return ESR_OK;
@@ -229,10 +286,10 @@ esr_status create(const esr_model_source* src, const esr_options* opts, void** i
 
 extern "C" esr_status esr__trt_create(const esr_model_source* src, const esr_options* opts,
                                       void** impl, const esr_backend_ops** ops,
-                                      esr_model_meta* meta, uint64_t* allocs) {
+                                      esr_model_meta* meta) {
   // No C++ exception may cross into the C ABI.
   try {
-    return create(src, opts, impl, ops, meta, allocs);
+    return create(src, opts, impl, ops, meta);
   } catch (const std::bad_alloc&) {
     return esr__fail(ESR_ERR_OUT_OF_MEMORY, "out of memory while loading the TensorRT plan");
   } catch (...) {

@@ -138,6 +138,11 @@ esr_status esr__parse_sidecar(const char* json, size_t len, esr_model_meta* meta
                          "sidecar JSON: \"color\" must be \"y_bt601\" or \"rgb\"");
       }
       have_color = 1;
+    } else if (strcmp(key, "precision") == 0 && c.p < c.end && *c.p == '"') {
+      /* Optional: reported by esr_model_get_info ("" if absent or not a plain string). */
+      if (!read_string(&c, meta->precision, sizeof meta->precision)) {
+        return esr__fail(ESR_ERR_MODEL_METADATA, "sidecar JSON: bad \"precision\" string");
+      }
     } else if (!skip_value(&c)) {
       return esr__fail(ESR_ERR_MODEL_METADATA, "sidecar JSON: malformed value for \"%s\"", key);
     }

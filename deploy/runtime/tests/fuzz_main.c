@@ -19,7 +19,7 @@ static uint64_t next_random(void) { /* xorshift64* */
 /* Sidecar inputs: random bytes, or JSON-looking text: an object whose keys and values are
  * drawn from valid and broken tokens, so the parser's accepting paths are reached too. */
 static size_t json_like(uint8_t* buf, size_t cap) {
-  static const char* keys[] = {"\"scale\"", "\"color\"", "\"name\"", "\"sc\\\"ale\"", "scale", ""};
+  static const char* keys[] = {"\"scale\"", "\"color\"", "\"name\"", "\"sc\\\"ale\"", "scale", "", "\"precision\""};
   static const char* values[] = {"4", "16", "17", "0", "-2", "3.5", "\"y_bt601\"", "\"rgb\"",
                                  "\"bgr\"", "\"a\\\"b\"", "true", "null", "{\"x\": [1, {\"y\": \"}\"}]}",
                                  "[", "\"", "2", "\"rgb", ""};
@@ -30,7 +30,7 @@ static size_t json_like(uint8_t* buf, size_t cap) {
   parts[np++] = next_random() % 16 ? "{" : "[";
   for (i = 0; i < k; ++i) {
     int r = (int)(next_random() % 8);
-    parts[np++] = r < 3 ? keys[0] : r < 6 ? keys[1] : keys[next_random() % 6];
+    parts[np++] = r < 3 ? keys[0] : r < 6 ? keys[1] : keys[next_random() % 7];
     parts[np++] = next_random() % 16 ? ": " : " ";
     /* Mostly a value of the key's own kind, so that whole valid objects occur often. */
     if (next_random() % 5 != 0 && parts[np - 2] == keys[0]) {
