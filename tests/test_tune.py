@@ -296,6 +296,20 @@ def test_budget_makes_slow_trials_infeasible(tiny, tmp_path):
     assert (tmp_path / "tune" / "pareto.png").is_file()
 
 
+@pytest.mark.slow
+def test_int8_trials_score_and_time_the_quantized_model(tiny, tmp_path):
+    from edgesr.pipeline.tune import run_tune
+
+    recipe, space, _ = tiny
+    recipe = recipe.replace(["compress.calib_images=2"])
+    result = run_tune(recipe, space, out=tmp_path / "tune", options=_options(tiny, 1, int8=True))
+    (rec,) = result.records
+    assert rec.state == "COMPLETE" and rec.fp32_latency_ms and rec.latency_ms
+    int8 = tmp_path / "tune" / "trials" / "0000" / "model-int8.onnx"
+    assert rec.size_bytes == int8.stat().st_size
+    assert rec.size_bytes < (int8.parent / "model.onnx").stat().st_size
+
+
 def test_training_stops_early_by_the_rule(tiny, tmp_path):
     """The watcher reads the run's validations while it trains and stops it by the rule."""
     from edgesr.pipeline.tune import TuneOptions, _Stop, _TrainWatch, trial_recipe
@@ -318,3 +332,20 @@ def test_training_stops_early_by_the_rule(tiny, tmp_path):
     watch = _TrainWatch(tmp_path / "run2", 90, 1.0, [], TuneOptions(trials=1))
     result = train(rec, data, out=tmp_path / "run2", progress=True, stream=watch)
     assert result.steps == 90 and set(watch.curve) == {"0.33", "0.67", "1.00"}
+
+
+@pytest.mark.gpu
+def test_tensorrt_backend_times_engines(tiny, tmp_path):
+    """--backend tensorrt: each trial's net is built into an engine for the frame and timed."""
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("needs an NVIDIA GPU (CUDA) to run TensorRT engines")
+    pytest.importorskip("tensorrt", reason="needs the tensorrt package")
+    from edgesr.pipeline.tune import run_tune
+
+    recipe, space, _ = tiny
+    result = run_tune(
+        recipe, space, out=tmp_path / "tune", options=_options(tiny, 1, backend="tensorrt")
+    )
+    assert result.records[0].state == "COMPLETE" and result.records[0].latency_ms > 0
+    assert list((tmp_path / "tune" / "trials" / "0000").glob("*.engine"))

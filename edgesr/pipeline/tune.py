@@ -302,6 +302,7 @@ class _TrialRunner:
         # 1. Latency of the candidate (FP32) before training: the weights do not change it.
         latency_ms, ratio = self._latency(self._export_untrained(recipe, tdir / "untrained.onnx"))
         trial.set_user_attr("latency_ms", latency_ms)
+        trial.set_user_attr("fp32_latency_ms", latency_ms)
         trial.set_user_attr("latency_ratio", ratio)
         limit = self.options.limits.get("latency_ms")
         if not self.options.int8 and limit is not None and latency_ms > limit:
@@ -365,6 +366,7 @@ class _TrialRunner:
     def close(self) -> None:
         if self._reference is not None:
             self._reference.unlink(missing_ok=True)
+            self._reference.with_suffix(".engine").unlink(missing_ok=True)
 
     def _train_threads(self) -> int:
         return max(1, (os.cpu_count() or 1) // self.options.workers)

@@ -30,6 +30,8 @@ class TrialRecord:
     # Latency over the recipe's own net's, timed in the same interleaved rounds (less noisy
     # than comparing two medians taken minutes apart on a shared machine).
     latency_ratio: float | None = None
+    # The FP32 net's latency, timed before training (with --int8, latency_ms is the INT8 one's).
+    fp32_latency_ms: float | None = None
     feasible: bool | None = None
     violations: list[str] = field(default_factory=list)
     # Validation PSNR at fractions of the training schedule ("0.33": dB, ...).
@@ -56,6 +58,7 @@ def record_from_trial(trial: Any) -> TrialRecord:
         latency_ms=values[1] if values else attrs.get("latency_ms"),
         size_bytes=attrs.get("size_bytes"),
         latency_ratio=attrs.get("latency_ratio"),
+        fp32_latency_ms=attrs.get("fp32_latency_ms"),
         feasible=attrs.get("feasible"),
         violations=list(attrs.get("violations", [])),
         val_curve=dict(attrs.get("val_curve", {})),
@@ -152,12 +155,14 @@ def hopeless(
         if other.state != "COMPLETE" or other.feasible is False or other.latency_ms is None:
             continue
         theirs = other.val_curve.get(key)
-        if theirs is None or other.latency_ms > latency_ms:
+        # Like with like: the running trial knows only its FP32 latency so far.
+        other_ms = other.fp32_latency_ms if other.fp32_latency_ms is not None else other.latency_ms
+        if theirs is None or other_ms > latency_ms:
             continue
         if theirs - psnr_y > margin_db:
             return (
                 f"at {fraction:.0%} of training {psnr_y:.2f} dB, {theirs - psnr_y:.2f} dB below "
-                f"trial {other.number} ({theirs:.2f} dB) at {other.latency_ms:.2f} <= "
+                f"trial {other.number} ({theirs:.2f} dB) at {other_ms:.2f} <= "
                 f"{latency_ms:.2f} ms"
             )
     return ""
