@@ -16,9 +16,12 @@ within seconds:
 * ``example``: rounds alternate between Python's ``run`` and a fresh ``edgesr_upscale``
   process; each round yields a p50, the overhead is the median of the per-round ratios
   (C round / the Python round just before it).
-* ``in-process``: one process alternates single frames between Python's ``run`` and
-  ``esr_upscale_f32`` through the ctypes binding (order flipped every pair); the overhead is
-  the median of the per-pair ratios. This isolates the C API's own cost best.
+* ``in-process``: one process rotates single frames between Python's ``run`` and, through
+  the ctypes binding on one libedgesr stream, ``esr_upscale_f32`` (the same float frame),
+  ``esr_upscale_y_u8`` and an NV12 ``esr_upscale_image`` (the same frame as 8-bit luma, plus a
+  flat chroma plane), the order rotating every group; each overhead is the median of the
+  per-group ratios. This isolates the C API's own cost best, and gives the cost of the NV12
+  camera path (u8 -> float, model, float -> u8, chroma upsampling) over the model alone.
 
 Prints a table and writes JSON.
 
@@ -108,13 +111,46 @@ def c_round(exe: Path, model: Path, threads: int, runs: int, path: str) -> list[
     return [json.loads(out.strip().splitlines()[-1])["p50_ms"]]
 
 
+PATHS = ("py", "c", "c_y_u8", "c_nv12")
+
+
+def interleaved(
+    session: Any,
+    engine: Any,
+    x: np.ndarray,
+    out: np.ndarray,
+    y8: np.ndarray,
+    uv: np.ndarray,
+    groups: int,
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Wall and thread-CPU ms of each path, one frame each per group, order rotating."""
+    calls = {
+        "py": lambda: session.run(None, {"lr": x}),
+        "c": lambda: engine.upscale_f32(x, out),
+        "c_y_u8": lambda: engine.upscale_y_u8(y8),
+        "c_nv12": lambda: engine.upscale_nv12(y8, uv),
+    }
+    for name in PATHS[1:]:  # warm-up: buffers and tensor wrappers of each path
+        for _ in range(2):
+            calls[name]()
+    wall: dict[str, list[float]] = {k: [] for k in PATHS}
+    cpu: dict[str, list[float]] = {k: [] for k in PATHS}
+    for i in range(groups):
+        for name in PATHS[i % 4 :] + PATHS[: i % 4]:
+            start, cpu_start = time.perf_counter(), time.thread_time()
+            calls[name]()
+            wall[name].append((time.perf_counter() - start) * 1000.0)
+            cpu[name].append((time.thread_time() - cpu_start) * 1000.0)
+    return wall, cpu
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", type=Path, help="an edgesr ONNX model (default: export ESPCN x4)")
     ap.add_argument("--exe", type=Path, default=HERE.parent / "build" / "edgesr_upscale")
     ap.add_argument("--runs", type=int, default=10, help="timed frames per round")
     ap.add_argument("--rounds", type=int, default=6)
-    ap.add_argument("--pairs", type=int, default=40, help="in-process frame pairs")
+    ap.add_argument("--pairs", type=int, default=40, help="in-process frame groups")
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--json", type=Path, default=HERE.parent / "build" / "bench_c_vs_python.json")
     args = ap.parse_args()
@@ -155,29 +191,19 @@ def main() -> None:
             py_p50s.append(statistics.median(python_round(session, x, args.runs)))
             c_f32 += c_round(args.exe, model, threads, args.runs, "f32")
             c_u8 += c_round(args.exe, model, threads, args.runs, "y_u8")
-        # In-process, frame-interleaved: Python ORT vs the C API on the same input.
+        # In-process, frame-interleaved: Python ORT vs the C API's paths on the same frame.
         out = np.empty(sr_shape, np.float32)
-        pair_py: list[float] = []
-        pair_c: list[float] = []
-        cpu_py: list[float] = []
-        cpu_c: list[float] = []
+        # The same frame in 8 bits (x rounded to 1/255 steps) and a flat chroma plane.
+        y8 = np.floor(x[0, 0] * 255.0 + 0.5).astype(np.uint8)
+        uv = np.full((LR_HW[0] // 2, LR_HW[1]), 128, np.uint8)
         with CEngine(model, threads=threads, library=clib) as engine:
-            for _ in range(2):
-                engine.upscale_f32(x, out)
-            for i in range(args.pairs):
-                for who in ("py", "c") if i % 2 == 0 else ("c", "py"):
-                    start, cpu_start = time.perf_counter(), time.thread_time()
-                    if who == "py":
-                        session.run(None, {"lr": x})
-                    else:
-                        engine.upscale_f32(x, out)
-                    (pair_py if who == "py" else pair_c).append(
-                        (time.perf_counter() - start) * 1000.0
-                    )
-                    (cpu_py if who == "py" else cpu_c).append(
-                        (time.thread_time() - cpu_start) * 1000.0
-                    )
+            wall, cpu = interleaved(session, engine, x, out, y8, uv, args.pairs)
         del session
+        pair_py, pair_c, cpu_py, cpu_c = wall["py"], wall["c"], cpu["py"], cpu["c"]
+
+        def ratio_pct(a: list[float], b: list[float]) -> float:
+            return 100.0 * (statistics.median(p / q for p, q in zip(a, b, strict=True)) - 1)
+
         row = {
             "threads": threads,
             "python_ort_p50_ms": statistics.median(py_p50s),
@@ -199,6 +225,14 @@ def main() -> None:
             * (statistics.median(c / p for c, p in zip(cpu_c, cpu_py, strict=True)) - 1)
             if threads == 1
             else None,
+            "inproc_c_y_u8_p50_ms": statistics.median(wall["c_y_u8"]),
+            "inproc_c_nv12_p50_ms": statistics.median(wall["c_nv12"]),
+            # The camera paths over the model alone (same stream, same frame, same run).
+            "nv12_vs_f32_pct": ratio_pct(wall["c_nv12"], wall["c"]),
+            "y_u8_vs_f32_pct": ratio_pct(wall["c_y_u8"], wall["c"]),
+            "nv12_vs_python_pct": ratio_pct(wall["c_nv12"], wall["py"]),
+            "nv12_vs_f32_cpu_pct": ratio_pct(cpu["c_nv12"], cpu["c"]) if threads == 1 else None,
+            "y_u8_vs_f32_cpu_pct": ratio_pct(cpu["c_y_u8"], cpu["c"]) if threads == 1 else None,
             "round_p50s": {"python_ort": py_p50s, "c_f32": c_f32, "c_y_u8": c_u8},
         }
         results["rows"].append(row)
@@ -218,12 +252,23 @@ def main() -> None:
             f"{r['c_y_u8_overhead_pct']:>+6.2f}% || {r['inproc_python_p50_ms']:>10.2f} | "
             f"{r['inproc_c_p50_ms']:>9.2f} | {r['inproc_overhead_pct']:>+6.2f}%"
         )
+    print(
+        f"{'threads':>7} | {'in-proc f32':>11} | {'y_u8':>8} | {'NV12':>8} | {'NV12/f32':>8} | "
+        f"{'y_u8/f32':>8} | {'NV12/Py':>8}"
+    )
+    for r in results["rows"]:
+        print(
+            f"{r['threads']:>7} | {r['inproc_c_p50_ms']:>11.2f} | {r['inproc_c_y_u8_p50_ms']:>8.2f} | "
+            f"{r['inproc_c_nv12_p50_ms']:>8.2f} | {r['nv12_vs_f32_pct']:>+7.2f}% | "
+            f"{r['y_u8_vs_f32_pct']:>+7.2f}% | {r['nv12_vs_python_pct']:>+7.2f}%"
+        )
     for r in results["rows"]:
         if r["inproc_cpu_overhead_pct"] is not None:
             print(
                 f"thread CPU time, {r['threads']} thread, in-process: Python "
                 f"{r['inproc_cpu_python_p50_ms']:.2f} ms, C {r['inproc_cpu_c_p50_ms']:.2f} ms, "
-                f"C vs Python {r['inproc_cpu_overhead_pct']:+.2f}%"
+                f"C vs Python {r['inproc_cpu_overhead_pct']:+.2f}%; NV12 vs f32 "
+                f"{r['nv12_vs_f32_cpu_pct']:+.2f}%, y_u8 vs f32 {r['y_u8_vs_f32_cpu_pct']:+.2f}%"
             )
     print(
         "ovh: median over rounds (example) or frame pairs (in-process) of C time / Python time - 1"

@@ -361,6 +361,7 @@ void esr_stream_destroy(esr_stream* s) {
   buffer_free(&s->cb_up);
   buffer_free(&s->cr_up);
   buffer_free(&s->taps);
+  buffer_free(&s->chroma_rows);
   model_release(s->model);
   free(s);
 }

@@ -204,26 +204,43 @@ static void build_taps(esr_tap* taps, size_t n_out, size_t n_in, size_t s) {
   }
 }
 
+/* The vertical pass for a constant d*d, so the division becomes a multiply and the loop
+ * vectorises (2x, 3x and 4x, the usual SR scales); other scales take the generic loop. */
+#define ESR_VPASS(DD)                                                      \
+  for (j = 0; j < n; ++j) {                                                \
+    out[j] = (uint8_t)((gy * h0[j] + fy * h1[j] + (DD) / 2) / (DD));       \
+  }
+
 /* A chroma plane of `step`-byte samples (2: interleaved UV/VU pairs, 1: one planar
- * component), cw x ch samples -> ow x oh samples, integer bilinear, rounded half up. */
+ * component), ch rows of cw samples -> oh rows of ow samples, integer bilinear, rounded half
+ * up. Separable: each input row is interpolated horizontally once into `rows` (exact in
+ * uint16: at most 255 * 2s), then each output row blends two of those. The result is the same
+ * integer formula as blending the four taps directly. */
 static void upsample_chroma(const esr_tap* tx, const esr_tap* ty, const uint8_t* src,
-                            size_t src_pitch, size_t ow, size_t oh, size_t s, size_t step,
-                            uint8_t* dst, size_t dst_pitch) {
+                            size_t src_pitch, size_t ch, size_t ow, size_t oh, size_t s,
+                            size_t step, uint16_t* rows, uint8_t* dst, size_t dst_pitch) {
   const uint32_t d = (uint32_t)(2 * s), dd = d * d;
-  size_t x, y, k;
-  for (y = 0; y < oh; ++y) {
-    const uint8_t* r0 = src + ty[y].i0 * src_pitch;
-    const uint8_t* r1 = src + ty[y].i1 * src_pitch;
-    const uint32_t fy = ty[y].frac, gy = d - fy;
-    uint8_t* out = dst + y * dst_pitch;
+  const size_t n = ow * step;
+  size_t x, y, i, j, k;
+  for (i = 0; i < ch; ++i) {
+    const uint8_t* r = src + i * src_pitch;
+    uint16_t* h = rows + i * n;
     for (x = 0; x < ow; ++x) {
       const uint32_t fx = tx[x].frac, gx = d - fx;
       const size_t a = step * (size_t)tx[x].i0, b = step * (size_t)tx[x].i1;
-      for (k = 0; k < step; ++k) {
-        uint32_t top = gx * r0[a + k] + fx * r0[b + k];
-        uint32_t bot = gx * r1[a + k] + fx * r1[b + k];
-        out[step * x + k] = (uint8_t)((gy * top + fy * bot + dd / 2) / dd);
-      }
+      for (k = 0; k < step; ++k) h[step * x + k] = (uint16_t)(gx * r[a + k] + fx * r[b + k]);
+    }
+  }
+  for (y = 0; y < oh; ++y) {
+    const uint16_t* h0 = rows + ty[y].i0 * n;
+    const uint16_t* h1 = rows + ty[y].i1 * n;
+    const uint32_t fy = ty[y].frac, gy = d - fy;
+    uint8_t* out = dst + y * dst_pitch;
+    switch (s) {
+      case 2: ESR_VPASS(16u) break;
+      case 3: ESR_VPASS(36u) break;
+      case 4: ESR_VPASS(64u) break;
+      default: ESR_VPASS(dd) break;
     }
   }
 }
@@ -231,7 +248,7 @@ static void upsample_chroma(const esr_tap* tx, const esr_tap* ty, const uint8_t*
 /* Tap tables for 4:2:0 chroma of a w x h frame (w, h even; sizes already checked). */
 static esr_status chroma_taps(esr_stream* s, size_t w, size_t h, esr_tap** tx, esr_tap** ty) {
   const size_t sc = (size_t)s->model->meta.scale, cw = w / 2, ch = h / 2;
-  size_t taps_bytes = 0;
+  size_t taps_bytes = 0, rows_bytes = 0;
   esr_status st;
   if (cw > UINT32_MAX || ch > UINT32_MAX) {
     return esr__fail(ESR_ERR_SIZE_OVERFLOW, "4:2:0 chroma of %zux%zu is too large", cw, ch);
@@ -241,6 +258,11 @@ static esr_status chroma_taps(esr_stream* s, size_t w, size_t h, esr_tap** tx, e
     return esr__fail(ESR_ERR_SIZE_OVERFLOW, "4:2:0 chroma tables overflow");
   }
   if ((st = esr__buffer_reserve(s, &s->taps, taps_bytes)) != ESR_OK) return st;
+  /* Horizontal pass rows: ch rows of at most w*s uint16 (NV12: (w/2)*s pairs). */
+  if (!mul_ok(ch, w * sc, &rows_bytes) || !mul_ok(rows_bytes, sizeof(uint16_t), &rows_bytes)) {
+    return esr__fail(ESR_ERR_SIZE_OVERFLOW, "4:2:0 chroma rows overflow");
+  }
+  if ((st = esr__buffer_reserve(s, &s->chroma_rows, rows_bytes)) != ESR_OK) return st;
   *tx = (esr_tap*)s->taps.data;
   *ty = *tx + cw * sc;
   if (s->taps_w != cw || s->taps_h != ch) {
@@ -462,7 +484,8 @@ esr_status esr_upscale_image(esr_stream* s, const esr_image* src_in, esr_image* 
   const esr_model* m;
   size_t ow = 0, oh = 0, w, h, sc;
   const float* table;
-  esr_tap *tx, *ty;
+  esr_tap *tx = NULL, *ty = NULL;
+  uint16_t* rows;
   esr_status st;
   esr__enter();
   if ((st = need_stream(s)) != ESR_OK) return st;
@@ -519,14 +542,15 @@ esr_status esr_upscale_image(esr_stream* s, const esr_image* src_in, esr_image* 
   }
   /* Chroma is never touched by the model: it keeps its own matrix and range. */
   sc = (size_t)m->meta.scale;
+  rows = (uint16_t*)s->chroma_rows.data;
   if (src.format == ESR_PIXEL_NV12 || src.format == ESR_PIXEL_NV21) {
-    upsample_chroma(tx, ty, src.planes[1], src.pitches[1], ow / 2, oh / 2, sc, 2, dst.planes[1],
-                    dst.pitches[1]);
+    upsample_chroma(tx, ty, src.planes[1], src.pitches[1], h / 2, ow / 2, oh / 2, sc, 2, rows,
+                    dst.planes[1], dst.pitches[1]);
   } else if (src.format == ESR_PIXEL_I420) {
-    upsample_chroma(tx, ty, src.planes[1], src.pitches[1], ow / 2, oh / 2, sc, 1, dst.planes[1],
-                    dst.pitches[1]);
-    upsample_chroma(tx, ty, src.planes[2], src.pitches[2], ow / 2, oh / 2, sc, 1, dst.planes[2],
-                    dst.pitches[2]);
+    upsample_chroma(tx, ty, src.planes[1], src.pitches[1], h / 2, ow / 2, oh / 2, sc, 1, rows,
+                    dst.planes[1], dst.pitches[1]);
+    upsample_chroma(tx, ty, src.planes[2], src.pitches[2], h / 2, ow / 2, oh / 2, sc, 1, rows,
+                    dst.planes[2], dst.pitches[2]);
   }
   return ESR_OK;
 }

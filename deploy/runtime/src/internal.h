@@ -78,6 +78,7 @@ struct esr_stream {
   esr_buffer in, out;              /* model input / output floats */
   esr_buffer cb, cr, cb_up, cr_up; /* RGB frames on a Y model: chroma planes */
   esr_buffer taps;                 /* 4:2:0 bilinear tap tables */
+  esr_buffer chroma_rows;          /* 4:2:0 horizontally interpolated chroma rows */
   size_t taps_w, taps_h;           /* chroma input size the tables were built for */
 };
 
