@@ -358,21 +358,23 @@ def test_scripts_need_no_tensorrt(tmp_path, espcn) -> None:
 
 
 # trtexec as each TensorRT version takes it. The flag lists are those of trtexec's option parser
-# (samples/common/sampleOptions.cpp at the 8.4.3, 8.5.2, 8.6.1 and 10.3.0 tags) that edgesr's
-# scripts use: 8.x has no --stronglyTyped, --skipInference came with 8.6 (--buildOnly stayed as
-# its alias until 10.0 dropped it), a --percentile list needs 8.5+. A DLA build sets the FP16
-# builder flag, which TensorRT 10 refuses on a strongly typed network (API usage error).
+# (samples/common/sampleOptions.cpp at the 8.4.3, 8.5.2, 8.6.1, 10.3.0 and 11.1 tags) that
+# edgesr's scripts use: 8.x has no --stronglyTyped, --skipInference came with 8.6 (--buildOnly
+# stayed as its alias until 10.0 dropped it), a --percentile list needs 8.5+, 11.x has no
+# --fp16/--int8/precision constraints. Up to 10.x a DLA build sets the FP16 builder flag, which
+# TensorRT 10 refuses on a strongly typed network (API usage error); 11.x does not set it.
 STUB_TRTEXEC = r"""#!/usr/bin/env bash
 # Stands in for trtexec: prints its banner, refuses options this version lacks, records argv.
 echo "&&&& RUNNING TensorRT.trtexec [TensorRT v${STUB_VERSION}] # $0 $*"
 [ "${1:-}" = --help ] && { echo "=== Model Options ==="; exit 0; }
 known=" --onnx --saveEngine --loadEngine --minShapes --optShapes --maxShapes --shapes "
-known+=" --memPoolSize --timingCacheFile --fp16 --int8 --noTF32 --precisionConstraints "
-known+=" --layerPrecisions --layerOutputTypes --useDLACore --allowGPUFallback --useCudaGraph "
+known+=" --memPoolSize --timingCacheFile --noTF32 --useDLACore --allowGPUFallback --useCudaGraph "
 known+=" --noDataTransfers --warmUp --duration --iterations --percentile --exportTimes "
+weak=" --fp16 --int8 --precisionConstraints --layerPrecisions --layerOutputTypes "
 case "$STUB_VERSION" in
-  8[0-5]??) known+=" --buildOnly " ;;
-  8???) known+=" --buildOnly --skipInference " ;;
+  8[0-5]??) known+="$weak --buildOnly " ;;
+  8???) known+="$weak --buildOnly --skipInference " ;;
+  10????) known+="$weak --skipInference --stronglyTyped " ;;
   *) known+=" --skipInference --stronglyTyped " ;;
 esac
 dla=0 typed=0
@@ -385,7 +387,7 @@ for a in "$@"; do
     --percentile=*,*) [ "$STUB_VERSION" -ge 8500 ] || { echo "[E] bad --percentile $a" >&2; exit 1; } ;;
   esac
 done
-if [ "$dla" = 1 ] && [ "$typed" = 1 ]; then
+if [ "$dla" = 1 ] && [ "$typed" = 1 ] && [ "$STUB_VERSION" -lt 110000 ]; then
   echo "[E] Error Code 3: API Usage Error (condition: !config.getFlag(BuilderFlag::kFP16))" >&2
   exit 1
 fi
@@ -411,8 +413,8 @@ done
 echo "&&&& PASSED TensorRT.trtexec [TensorRT v${STUB_VERSION}] # $0 $*"
 """
 
-#: TensorRT versions as trtexec prints them: JetPack 5.0.2, 5.1.x, 6.0, 6.1/6.2.
-TRT_VERSIONS = ("8401", "8502", "8602", "100300")
+#: TensorRT versions as trtexec prints them: JetPack 5.0.2, 5.1.x, 6.0, 6.1/6.2, and 11.4.
+TRT_VERSIONS = ("8401", "8502", "8602", "100300", "110400")
 
 
 class StubTrtexec:
@@ -477,6 +479,13 @@ def test_stub_trtexec_refuses_what_each_version_lacks(tmp_path, stub_trtexec) ->
         assert proc.returncode == 1 and args == [], (version, flag)
     proc, _ = stub_trtexec(script, "--onnx=m.onnx", "--stronglyTyped", "--useDLACore=0")
     assert proc.returncode == 1 and "kFP16" in proc.stderr
+    for flag in ("--fp16", "--int8", "--precisionConstraints=obey"):
+        proc, _ = stub_trtexec(script, "--onnx=m.onnx", flag, version="110400")
+        assert proc.returncode == 1, flag
+    proc, _ = stub_trtexec(
+        script, "--onnx=m.onnx", "--stronglyTyped", "--useDLACore=0", version="110400"
+    )
+    assert proc.returncode == 0
     proc, args = stub_trtexec(script, "--onnx=m.onnx", "--percentile=99", version="8401")
     assert proc.returncode == 0 and args == ["--onnx=m.onnx", "--percentile=99"]
     assert "[TensorRT v8401]" in proc.stdout
@@ -495,26 +504,39 @@ def only(version: str) -> str:
 
 
 # Precision (and DLA) flags each build script must pass, per TensorRT version; None: refused.
+TYPED = ["--stronglyTyped"]
 JETSON_BUILD_FLAGS = {
-    "fp32": {"8502": ["--noTF32"], "8602": ["--noTF32"], "100300": ["--noTF32", "--stronglyTyped"]},
-    "fp16": {"8502": ["--fp16"], "8602": ["--fp16"], "100300": ["--fp16"]},
+    "fp32": {
+        "8502": ["--noTF32"],
+        "8602": ["--noTF32"],
+        "100300": ["--noTF32", *TYPED],
+        "110400": ["--noTF32", *TYPED],
+    },
+    "fp16": {"8502": ["--fp16"], "8602": ["--fp16"], "100300": ["--fp16"], "110400": None},
     "int8-qdq": {
         "8502": ["--int8", "--fp16"],
         "8602": ["--int8", "--fp16"],
-        "100300": ["--stronglyTyped"],
+        "100300": TYPED,
+        "110400": TYPED,
     },
-    "typed": {"8502": None, "8602": None, "100300": ["--stronglyTyped"]},
+    "typed": {"8502": None, "8602": None, "100300": TYPED, "110400": TYPED},
 }
 DLA1 = ["--useDLACore=1", "--allowGPUFallback"]
 JETSON_DLA_FLAGS = {
-    "fp32": {"8502": None, "8602": None, "100300": None},
-    "fp16": {"8502": ["--fp16", *DLA1], "8602": ["--fp16", *DLA1], "100300": ["--fp16", *DLA1]},
+    "fp32": {"8502": None, "8602": None, "100300": None, "110400": None},
+    "fp16": {
+        "8502": ["--fp16", *DLA1],
+        "8602": ["--fp16", *DLA1],
+        "100300": ["--fp16", *DLA1],
+        "110400": None,  # no --fp16 in 11.x: the typed *.fp16.onnx
+    },
     "int8-qdq": {
         "8502": ["--int8", "--fp16", *DLA1],
         "8602": ["--int8", "--fp16", *DLA1],
         "100300": ["--int8", "--fp16", *DLA1],  # trtexec's DLA FP16 flag: not strongly typed
+        "110400": [*TYPED, *DLA1],
     },
-    "typed": {"8502": None, "8602": None, "100300": None},
+    "typed": {"8502": None, "8602": None, "100300": None, "110400": [*TYPED, *DLA1]},
 }
 
 
@@ -530,7 +552,7 @@ def device_dirs(tmp_path_factory, espcn, espcn_int8) -> dict[str, Path]:
 
 
 @pytest.mark.parametrize("dla", [False, True], ids=["gpu", "dla"])
-@pytest.mark.parametrize("version", ["8502", "8602", "100300"])
+@pytest.mark.parametrize("version", ["8502", "8602", "100300", "110400"])
 @pytest.mark.parametrize("precision", ["fp32", "fp16", "int8-qdq", "typed"])
 def test_jetson_build_script_flags(
     tmp_path, device_dirs, stub_trtexec, precision, version, dla
@@ -585,7 +607,8 @@ def test_jetson_build_script_options(tmp_path, espcn, stub_trtexec) -> None:
     Path(f"{str(espcn)[:-5]}_fp16_dla0.engine.json").unlink()
     for args, version, message in [
         (["--precision", "fp16"], "110400", "removed --fp16"),
-        (["--precision", "int8-qdq", "--dla-core", "0"], "110400", "no DLA"),
+        (["--precision", "fp32", "--dla-core", "0"], "100300", "FP16 or INT8"),
+        (["--precision", "typed", "--dla-core", "0"], "100300", "FP16 flag"),
         (["--dla-core", "x"], "100300", "core number"),
         (["--dla-only"], "100300", "needs --dla-core"),
     ]:
@@ -602,27 +625,36 @@ DEVICE_BUILD = {
         "8502": ("espcn.onnx", ["--noTF32"]),
         "8602": ("espcn.onnx", ["--noTF32"]),
         "100300": ("espcn.onnx", ["--stronglyTyped", "--noTF32"]),
+        "110400": ("espcn.onnx", ["--stronglyTyped", "--noTF32"]),
     },
     "fp16": {
         "8502": ("espcn.onnx", ["--fp16"]),
         "8602": ("espcn.onnx", ["--fp16"]),
         "100300": ("espcn.fp16.onnx", ["--stronglyTyped"]),
+        "110400": ("espcn.fp16.onnx", ["--stronglyTyped"]),
     },
     "int8-qdq": {
         "8502": ("espcn_int8.onnx", ["--int8", "--fp16"]),
         "8602": ("espcn_int8.onnx", ["--int8", "--fp16"]),
         "100300": ("espcn_int8.onnx", ["--stronglyTyped"]),
+        "110400": ("espcn_int8.onnx", ["--stronglyTyped"]),
     },
 }
 DEVICE_DLA = {
-    "fp32": {"8502": None, "8602": None, "100300": None},
-    "fp16": {v: ("espcn.onnx", ["--fp16"]) for v in ("8502", "8602", "100300")},
-    "int8-qdq": {v: ("espcn_int8.onnx", ["--int8", "--fp16"]) for v in ("8502", "8602", "100300")},
+    "fp32": {"8502": None, "8602": None, "100300": None, "110400": None},
+    "fp16": {
+        **{v: ("espcn.onnx", ["--fp16"]) for v in ("8502", "8602", "100300")},
+        "110400": ("espcn.fp16.onnx", ["--stronglyTyped"]),
+    },
+    "int8-qdq": {
+        **{v: ("espcn_int8.onnx", ["--int8", "--fp16"]) for v in ("8502", "8602", "100300")},
+        "110400": ("espcn_int8.onnx", ["--stronglyTyped"]),
+    },
 }
 
 
 @pytest.mark.parametrize("dla", [False, True], ids=["gpu", "dla"])
-@pytest.mark.parametrize("version", ["8502", "8602", "100300"])
+@pytest.mark.parametrize("version", ["8502", "8602", "100300", "110400"])
 @pytest.mark.parametrize("precision", ["fp32", "fp16", "int8-qdq"])
 def test_device_build_script_flags(
     tmp_path, device_dirs, stub_trtexec, precision, version, dla
@@ -660,7 +692,6 @@ def test_device_build_script_dla_options(tmp_path, device_dirs, stub_trtexec) ->
     assert "--useDLACore=1" in stub_trtexec.calls[0]
     assert "--allowGPUFallback" not in stub_trtexec.calls[0]
     for args, version, message in [
-        (["--dla-core", "0"], "110400", "no DLA"),
         (["--dla-core"], "100300", "core number"),
         (["--dla-only"], "100300", "needs --dla-core"),
         (["--fast"], "100300", "unknown option"),

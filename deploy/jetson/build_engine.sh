@@ -14,11 +14,12 @@
 #   fp16      the FP32 ONNX with --fp16 (TensorRT 8.x-10.x; gone in 11). --fp32-layers pins the
 #             named ONNX nodes to FP32 (--precisionConstraints=obey).
 #   fp32      FP32 with TF32 off.
-# --dla-core N builds for the Jetson's DLA core N (Xavier, AGX Orin, Orin NX; TensorRT <= 10.x)
-# with --allowGPUFallback: layers DLA cannot run (e.g. DepthToSpace) run on the GPU; --dla-only
-# refuses the build instead. DLA computes in FP16 or INT8 only, and trtexec sets the FP16 flag for
-# it, which TensorRT 10 refuses on strongly typed networks: with DLA, fp16 and int8-qdq are built
-# weakly typed (--fp16, --int8 --fp16) on every version; typed and fp32 are refused.
+# --dla-core N builds for the Jetson's DLA core N (Xavier, AGX Orin, Orin NX) with
+# --allowGPUFallback: layers DLA cannot run go to the GPU; --dla-only refuses the build instead.
+# DLA computes in FP16 or INT8 only (fp32 is refused). Up to TensorRT 10, trtexec sets the FP16
+# flag for DLA builds, which TensorRT 10 refuses on strongly typed networks: there fp16 and
+# int8-qdq are built with flags (--fp16, --int8 --fp16) and typed is refused. TensorRT 11 has
+# only strongly typed networks: typed and int8-qdq, as on the GPU.
 # Shapes are for the input tensor `lr` (LR frames: 270x480 gives 1080p at x4); the defaults use
 # --channels (1 for Y models, 3 for RGB). The timing cache makes rebuilds fast; keep it per device.
 # Next to the plan goes ENGINE.json, the sidecar libedgesr and edgesr read the scale and colour
@@ -73,21 +74,21 @@ version="${version:-100000}"
 if [ "$version" -ge 10000 ]; then major=$((version / 10000)); else major=$((version / 1000)); fi
 
 if [ -n "$DLA" ]; then
-  if [ "$major" -ge 11 ]; then
-    echo "TensorRT $version has no DLA on Jetson (10.x was the last with it); build without --dla-core" >&2
-    exit 2
-  fi
   case "$PRECISION" in
-    typed|fp32)
-      echo "DLA runs FP16 or INT8 only, built weakly typed: use --precision fp16 (the FP32 ONNX) or int8-qdq" >&2
-      exit 2 ;;
+    fp32) echo "DLA runs FP16 or INT8 only: use --precision fp16 or int8-qdq" >&2; exit 2 ;;
+    typed)
+      if [ "$major" -lt 11 ]; then
+        echo "trtexec sets the FP16 flag for DLA builds, which TensorRT $version refuses on strongly" \
+          "typed networks: use --precision fp16 (the FP32 ONNX) or int8-qdq" >&2
+        exit 2
+      fi ;;
   esac
 fi
 
 flags=()
 case "$PRECISION" in
   typed|int8-qdq)
-    if [ "$major" -ge 10 ] && [ -z "$DLA" ]; then
+    if [ "$major" -ge 11 ] || { [ "$major" -ge 10 ] && [ -z "$DLA" ]; }; then
       flags+=(--stronglyTyped)
     elif [ "$PRECISION" = int8-qdq ]; then
       # --int8 makes TensorRT honour the Q/DQ nodes without strong typing (8.x, and DLA on 10.x);

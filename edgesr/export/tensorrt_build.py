@@ -927,8 +927,9 @@ def _build_script(
     sidecar: str,
 ) -> str:
     """The device build script: strongly typed on TensorRT >= 10, precision flags on 8.x and for
-    DLA (trtexec sets the FP16 flag for DLA builds, which TensorRT 10 refuses on strongly typed
-    networks; DLA computes in FP16/INT8 only, so fp32 is refused there)."""
+    DLA on 10.x (trtexec sets the FP16 flag for DLA builds there, which TensorRT 10 refuses on
+    strongly typed networks; 11.x is strongly typed only). DLA computes in FP16/INT8 only, so
+    fp32 is refused with --dla-core."""
     q = shlex.quote
     what = f"{info.arch} x{info.scale} ({info.color}), {precision}, from {fp32_onnx}"
     lines = [
@@ -952,10 +953,6 @@ def _build_script(
         'echo "trtexec: $TRTEXEC (TensorRT $major, $version)"',
         "dla=()",
         'if [ -n "$DLA" ]; then',
-        '  if [ "$major" -ge 11 ]; then',
-        '    echo "TensorRT $version has no DLA on Jetson (10.x was the last with it); run without --dla-core" >&2',
-        "    exit 2",
-        "  fi",
     ]
     if precision == "fp32":
         lines += [
@@ -1000,11 +997,12 @@ def _build_script(
         lines += [
             f"plan={plan}",
             f'echo "building $plan: LR {prof.opt[2]}x{prof.opt[3]}, {precision}${{DLA:+, DLA core $DLA}}"',
-            'if [ "$major" -ge 10 ] && [ -z "$DLA" ]; then',
+            'if [ "$major" -ge 11 ] || { [ "$major" -ge 10 ] && [ -z "$DLA" ]; }; then',
             "  # Strongly typed: the ONNX tensor types (FP16 nodes / Q/DQ) decide every layer's precision.",
-            f'  "$TRTEXEC" {typed_cmd} --saveEngine="$plan" --skipInference',
+            f'  "$TRTEXEC" {typed_cmd} --saveEngine="$plan" --skipInference ${{dla[@]+"${{dla[@]}}"}}',
             "else",
-            "  # TensorRT 8.x (JetPack 5/6.0) or DLA: precision by flags.",
+            "  # TensorRT 8.x (JetPack 5/6.0), or DLA before 11 (trtexec sets the FP16 flag for DLA,",
+            "  # which TensorRT 10 refuses on strongly typed networks): precision by flags.",
             '  if [ "$version" -ge 8600 ]; then only=--skipInference; else only=--buildOnly; fi',
             f'  "$TRTEXEC" {legacy_cmd} --saveEngine="$plan" "$only" ${{dla[@]+"${{dla[@]}}"}}',
             "fi",
