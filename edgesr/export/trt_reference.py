@@ -72,7 +72,7 @@ def quantize(x: np.ndarray, scale: np.ndarray | float, axis: int | None = None) 
 class _Int8Conv:
     """A Conv/ConvTranspose TensorRT runs as one INT8 kernel."""
 
-    x_scale: np.float32
+    x_scale: np.ndarray  # 0-d float32
     weight_q: np.ndarray  # int8 weights
     weight_scale: np.ndarray  # per output channel (or one value), float32
 
@@ -207,7 +207,7 @@ class TrtInt8Reference:
 
     def _execute(self, node: Any, values: dict[str, np.ndarray]) -> np.ndarray:
         op = node.op_type
-        ins = [values[i] if i else None for i in node.input]
+        ins: list[Any] = [values[i] if i else None for i in node.input]
         if op == "QuantizeLinear":
             return quantize(ins[0], ins[1], _axis(node))
         if op == "DequantizeLinear":
