@@ -352,6 +352,21 @@ def test_nv21_and_i420_match_nv12(clib, models, photo):
     assert _same_bits(uvf, uv12) and not _same_bits(yf, y12)
 
 
+def test_yuv_frame_on_rgb_model_uses_its_matrix(clib, models, photo):
+    from edgesr.data.color import rgb_to_ycbcr, to_float, to_uint8
+
+    ycc = to_uint8(rgb_to_ycbcr(to_float(photo)))
+    y = np.ascontiguousarray(ycc[..., 0])
+    uv = np.ascontiguousarray(ycc[::2, ::2, 1:])
+    with capi.CEngine(models["rgb_fp32"], threads=1, library=clib) as engine:
+        y601, uv601 = engine.upscale_yuv("nv12", [y, uv], matrix="bt601")
+        y709, _ = engine.upscale_yuv("nv12", [y, uv], matrix="bt709")
+        with pytest.raises(ModelError, match="GRAY8"):
+            engine.upscale_y_u8(y)
+    assert y601.shape == (y.shape[0] * 3, y.shape[1] * 3) and uv601.shape[2] == 2
+    assert not _same_bits(y601, y709)
+
+
 def test_model_info_and_static_shape_refused_at_prepare(clib, models, tmp_path):
     import onnx
 

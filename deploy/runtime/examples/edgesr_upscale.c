@@ -323,11 +323,11 @@ int main(int argc, char** argv) {
         for (x = 0; x < w * ch; ++x) in[y * w * ch + x] = (uint8_t)((x * 255) / (w * ch) ^ (y & 31));
   }
   if (in == NULL) goto done;
-  if (format != ESR_PIXEL_RGB24 && info.color == ESR_COLOR_RGB) {
+  if (format == ESR_PIXEL_GRAY8 && info.color == ESR_COLOR_RGB) {
     fprintf(stderr,
-            "edgesr_upscale: %s is a luma/YUV frame but the model is rgb; give it a PPM (P6) "
-            "frame, or use a y_bt601 model\n",
-            a.input);
+            "edgesr_upscale: %s is one luma plane but the model is rgb; give it a PPM (P6) or "
+            "YUV frame, or use a y_bt601 model\n",
+            a.input ? a.input : "the synthetic frame");
     goto done;
   }
   if (esr_output_size(model, w, h, &ow, &oh) != ESR_OK) {

@@ -107,7 +107,7 @@ typedef enum esr_status {
   ESR_ERR_SIZE_OVERFLOW = 2,    /* a size computation would overflow */
   ESR_ERR_MODEL_LOAD = 3,       /* model missing, unreadable, corrupt or not ONNX / a plan */
   ESR_ERR_MODEL_METADATA = 4,   /* no or bad edgesr.scale / edgesr.color (or sidecar) */
-  ESR_ERR_MODEL_MISMATCH = 5,   /* model does not fit the call (NV12 on an RGB model, a frame
+  ESR_ERR_MODEL_MISMATCH = 5,   /* model does not fit the call (GRAY8 on an RGB model, a frame
                                    size outside the model's static shape or profile) */
   ESR_ERR_BACKEND_UNAVAILABLE = 6, /* backend not compiled in, or its device is missing */
   ESR_ERR_RUNTIME = 7,          /* the backend failed while running a frame */
@@ -186,7 +186,7 @@ typedef enum esr_yuv_range {
  * GRAY8 and RGB24 use plane 0; NV12/NV21 planes 0 (Y) and 1 (UV or VU); I420 planes 0, 1, 2
  * (Y, U, V). Unused planes are ignored. Planes may live at unrelated addresses and rows may be
  * padded (pitch > row bytes); the padding of output rows is never written. matrix and range
- * describe YUV frames (ignored for GRAY8's matrix and for RGB24). Input planes are only read. */
+ * describe YUV frames (GRAY8 uses the range only; RGB24 neither). Input planes are only read. */
 typedef struct esr_image {
   uint32_t struct_size; /* sizeof(esr_image) */
   esr_pixel_format format;
@@ -279,13 +279,16 @@ ESR_API void esr_stream_destroy(esr_stream* stream);
 ESR_API esr_status esr_stream_prepare(esr_stream* stream, size_t width, size_t height);
 
 /* Upscale one frame. `dst` must have the format, matrix and range of `src` and its width and
- * height times the scale. GRAY8 and YUV frames need a y_bt601 model: the Y plane goes through
- * the model (full-range Y is mapped to the model's studio range and back; the matrix does not
- * change which plane is luma), chroma planes are upsampled bilinearly in integers (output
- * sample x reads the input at (x + 0.5) / s - 0.5, edges clamped, weights in units of 1 / (2s),
- * sum rounded half up): exactly reproducible on every platform. 4:2:0 formats need an even
- * width and height. RGB24 frames: an RGB model runs the three channels; a Y model runs BT.601
- * studio-range luma (as edgesr.data.color), with Cb and Cr upsampled bilinearly in float.
+ * height times the scale; 4:2:0 formats need an even width and height.
+ * y_bt601 model: GRAY8 and YUV frames send their Y plane through the model (full-range Y is
+ * mapped to the model's studio range and back; the matrix does not change which plane is
+ * luma); chroma planes are upsampled bilinearly in integers (output sample x reads the input at
+ * (x + 0.5) / s - 0.5, edges clamped, weights in units of 1 / (2s), sum rounded half up):
+ * exactly reproducible on every platform. RGB24 frames run BT.601 studio-range luma (as
+ * edgesr.data.color), with Cb and Cr upsampled bilinearly in float.
+ * rgb model: RGB24 frames run their three channels. YUV frames are converted to RGB with their
+ * matrix and range (chroma upsampled 2x bilinearly, RGB clamped to [0, 1]) and the model's
+ * RGB back to YUV (chroma: the mean of each 2x2 block). GRAY8 is ESR_ERR_MODEL_MISMATCH.
  * Ownership: all planes are caller-owned; src is read and dst written during the call.
  * [one thread per stream] */
 ESR_API esr_status esr_upscale_image(esr_stream* stream, const esr_image* src, esr_image* dst);

@@ -399,6 +399,126 @@ static esr_status rgb_frame(esr_stream* s, const uint8_t* src, size_t width, siz
   }
 }
 
+/* ---- YUV frames on an RGB model ---- */
+
+/* Luma weights (Kr, Kb) of the YUV matrices; Kg = 1 - Kr - Kb. */
+static void yuv_weights(esr_yuv_matrix m, double* kr, double* kb) {
+  *kr = m == ESR_YUV_BT709 ? 0.2126 : 0.299;
+  *kb = m == ESR_YUV_BT709 ? 0.0722 : 0.114;
+}
+
+static double clamp01(double v) { return v < 0.0 ? 0.0 : v > 1.0 ? 1.0 : v; }
+
+/* double -> u8, rounded half up and clamped (the same rounding as f32_to_u8). */
+static uint8_t round_u8(double v) {
+  v = v > 0.0 ? v : 0.0;
+  v = v < 255.0 ? v : 255.0;
+  return (uint8_t)(int32_t)(v + 0.5);
+}
+
+/* The U and V sample at chroma position (x, y) of a 4:2:0 frame. */
+static void chroma_at(const esr_image* im, size_t x, size_t y, uint8_t* u, uint8_t* v) {
+  const uint8_t* p1 = im->planes[1] + y * im->pitches[1];
+  if (im->format == ESR_PIXEL_I420) {
+    *u = p1[x];
+    *v = im->planes[2][y * im->pitches[2] + x];
+  } else if (im->format == ESR_PIXEL_NV12) {
+    *u = p1[2 * x];
+    *v = p1[2 * x + 1];
+  } else {
+    *v = p1[2 * x];
+    *u = p1[2 * x + 1];
+  }
+}
+
+static void set_chroma(const esr_image* im, size_t x, size_t y, uint8_t u, uint8_t v) {
+  uint8_t* p1 = im->planes[1] + y * im->pitches[1];
+  if (im->format == ESR_PIXEL_I420) {
+    p1[x] = u;
+    im->planes[2][y * im->pitches[2] + x] = v;
+  } else if (im->format == ESR_PIXEL_NV12) {
+    p1[2 * x] = u;
+    p1[2 * x + 1] = v;
+  } else {
+    p1[2 * x] = v;
+    p1[2 * x + 1] = u;
+  }
+}
+
+/* A 4:2:0 frame (sizes and planes checked, w and h even) on an RGB model: chroma upsampled 2x
+ * (float bilinear, centre-aligned), converted to RGB with the frame's matrix and range and
+ * clamped to [0, 1]; the model's RGB converted back, luma per pixel, chroma the mean of each
+ * 2x2 block. */
+static esr_status yuv_on_rgb_model(esr_stream* s, const esr_image* src, const esr_image* dst) {
+  const size_t w = src->width, h = src->height, cw = w / 2, ch = h / 2;
+  const size_t ow = dst->width, oh = dst->height, plane = w * h, oplane = ow * oh;
+  const int full = src->range == ESR_RANGE_FULL;
+  const double y_off = full ? 0.0 : 16.0, y_span = full ? 255.0 : 219.0,
+               c_span = full ? 255.0 : 224.0;
+  double kr, kb, kg;
+  size_t x, y, in_bytes = 0, out_bytes = 0;
+  float *in, *out, *cb, *cr, *cbu, *cru;
+  esr_status st;
+  yuv_weights(src->matrix, &kr, &kb);
+  kg = 1.0 - kr - kb;
+  if ((st = tensor_bytes(1, 3, w, h, ow, oh, &in_bytes, &out_bytes)) != ESR_OK) return st;
+  if ((st = frame_buffers(s, 3, w, h, ow, oh)) != ESR_OK) return st;
+  /* cb, cr: the chroma planes; cb_up, cr_up: at luma resolution (in_bytes / 3 each). */
+  if ((st = esr__buffer_reserve(s, &s->cb, in_bytes / 3)) != ESR_OK) return st;
+  if ((st = esr__buffer_reserve(s, &s->cr, in_bytes / 3)) != ESR_OK) return st;
+  if ((st = esr__buffer_reserve(s, &s->cb_up, in_bytes / 3)) != ESR_OK) return st;
+  if ((st = esr__buffer_reserve(s, &s->cr_up, in_bytes / 3)) != ESR_OK) return st;
+  in = (float*)s->in.data;
+  out = (float*)s->out.data;
+  cb = (float*)s->cb.data;
+  cr = (float*)s->cr.data;
+  cbu = (float*)s->cb_up.data;
+  cru = (float*)s->cr_up.data;
+  for (y = 0; y < ch; ++y) {
+    for (x = 0; x < cw; ++x) {
+      uint8_t u, v;
+      chroma_at(src, x, y, &u, &v);
+      cb[y * cw + x] = (float)(((double)u - 128.0) / c_span);
+      cr[y * cw + x] = (float)(((double)v - 128.0) / c_span);
+    }
+  }
+  upsample_plane_f32(cb, cw, ch, 2, cbu);
+  upsample_plane_f32(cr, cw, ch, 2, cru);
+  for (y = 0; y < h; ++y) {
+    const uint8_t* row = src->planes[0] + y * src->pitches[0];
+    for (x = 0; x < w; ++x) {
+      const size_t i = y * w + x;
+      const double yy = ((double)row[x] - y_off) / y_span;
+      const double r = yy + 2.0 * (1.0 - kr) * cru[i], b = yy + 2.0 * (1.0 - kb) * cbu[i];
+      const double g = (yy - kr * r - kb * b) / kg;
+      in[i] = (float)clamp01(r);
+      in[plane + i] = (float)clamp01(g);
+      in[2 * plane + i] = (float)clamp01(b);
+    }
+  }
+  if ((st = run_model(s, in, out, 1, 3, w, h)) != ESR_OK) return st;
+  for (y = 0; y < oh; y += 2) {
+    for (x = 0; x < ow; x += 2) {
+      double sum_b = 0.0, sum_r = 0.0;
+      size_t dy, dx;
+      for (dy = 0; dy < 2; ++dy) {
+        for (dx = 0; dx < 2; ++dx) {
+          const size_t i = (y + dy) * ow + x + dx;
+          const double r = clamp01(out[i]), g = clamp01(out[oplane + i]),
+                       b = clamp01(out[2 * oplane + i]);
+          const double yy = kr * r + kg * g + kb * b;
+          dst->planes[0][(y + dy) * dst->pitches[0] + x + dx] = round_u8(y_off + y_span * yy);
+          sum_b += (b - yy) / (2.0 * (1.0 - kb));
+          sum_r += (r - yy) / (2.0 * (1.0 - kr));
+        }
+      }
+      set_chroma(dst, x / 2, y / 2, round_u8(128.0 + c_span * sum_b / 4.0),
+                 round_u8(128.0 + c_span * sum_r / 4.0));
+    }
+  }
+  return ESR_OK;
+}
+
 /* ---- frames ---- */
 
 static const char* format_name(esr_pixel_format f) {
@@ -505,11 +625,10 @@ esr_status esr_upscale_image(esr_stream* s, const esr_image* src_in, esr_image* 
     return esr__fail(ESR_ERR_INVALID_ARGUMENT,
                      "dst YUV matrix/range differ from src; give dst the src's matrix and range");
   }
-  if (src.format != ESR_PIXEL_RGB24 && m->meta.color != ESR_COLOR_Y_BT601) {
+  if (src.format == ESR_PIXEL_GRAY8 && m->meta.color != ESR_COLOR_Y_BT601) {
     return esr__fail(ESR_ERR_MODEL_MISMATCH,
-                     "%s frames need a y_bt601 model; this model is rgb (give RGB24 frames, or "
-                     "float planes to esr_upscale_f32)",
-                     format_name(src.format));
+                     "GRAY8 frames need a y_bt601 model; this model is rgb (give RGB24 or YUV "
+                     "frames, or float planes to esr_upscale_f32)");
   }
   if ((st = out_size(m, w, h, &ow, &oh)) != ESR_OK) return st;
   if (dst.width != ow || dst.height != oh) {
@@ -528,6 +647,7 @@ esr_status esr_upscale_image(esr_stream* s, const esr_image* src_in, esr_image* 
     return rgb_frame(s, src.planes[0], w, h, src.pitches[0], dst.planes[0], dst.pitches[0], ow,
                      oh);
   }
+  if (m->meta.color == ESR_COLOR_RGB) return yuv_on_rgb_model(s, &src, &dst);
   if ((st = frame_buffers(s, 1, w, h, ow, oh)) != ESR_OK) return st;
   if (src.format != ESR_PIXEL_GRAY8 && (st = chroma_taps(s, w, h, &tx, &ty)) != ESR_OK) return st;
   table = src.range == ESR_RANGE_FULL ? g_full_to_f32 : g_u8_to_f32;

@@ -24,10 +24,11 @@ def nearest_model(
     *,
     static_hw: int = 0,
     gain: float = 1.0,
+    perm: tuple[int, ...] = (0, 1, 2),
 ) -> onnx.ModelProto:
     weight = np.zeros((channels * scale * scale, channels, 1, 1), np.float32)
     for c in range(channels):  # DepthToSpace (CRD) gives channel c the block c*s^2 .. c*s^2+s^2-1
-        weight[c * scale * scale : (c + 1) * scale * scale, c] = gain
+        weight[c * scale * scale : (c + 1) * scale * scale, perm[c]] = gain
     h = static_hw or "H"
     w = static_hw or "W"
     oh = static_hw * scale if static_hw else "sH"
@@ -81,6 +82,8 @@ def main(out: Path) -> None:
         "static8": nearest_model(2, 1, meta(2, "y_bt601"), static_hw=8),
         # x0.5 gain (exact in float): shows how luma is mapped in and out of the model
         "half_x2": nearest_model(2, 1, meta(2, "y_bt601"), gain=0.5),
+        # output R, G, B = input G, B, R: shows which YUV matrix an RGB model's frames went through
+        "rot_x2": nearest_model(2, 3, meta(2, "rgb"), perm=(1, 2, 0)),
     }
     for name, model in models.items():
         onnx.save(model, str(out / f"{name}.onnx"))

@@ -34,6 +34,9 @@ if(NOT one STREQUAL two)
 endif()
 # 20x12 at x3 -> 60x36 RGB: "P6\n60 36\n255\n" = 13 bytes + 6480.
 run_case(out_rgb.ppm 6493 --model "${MODELS}/rgb_x3.onnx" --input "${MODELS}/in.ppm")
+# 20x12 NV12 on the x3 RGB model (through RGB with the BT.709 matrix) -> 60x36: 3240 bytes.
+run_case(out_rgbmodel.yuv 3240 --model "${MODELS}/rgb_x3.onnx" --yuv "${MODELS}/in.nv12"
+         --size 20x12 --bt709)
 # An RGB model given a PGM (one luma plane) must refuse it, not read 3 bytes per pixel.
 execute_process(COMMAND "${EXE}" --model "${MODELS}/rgb_x3.onnx" --input "${MODELS}/in.pgm"
                 --frames 1 --out "${WORK}/never.ppm" RESULT_VARIABLE rc ERROR_VARIABLE err)

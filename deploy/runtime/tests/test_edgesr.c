@@ -472,8 +472,7 @@ static void test_rgb(void) {
   CHECK(bad == 0);
   /* Y-only calls on an RGB model are a mismatch, not a crash. */
   CHECK_STATUS(esr_upscale_y_u8(e, plane, 4, 4, 4, dst, ds), ESR_ERR_MODEL_MISMATCH);
-  CHECK_STATUS(nv12(e, plane, 4, plane, 4, 4, 4, dst, 12, dst, 12),
-               ESR_ERR_MODEL_MISMATCH);
+  CHECK_STATUS(esr_upscale_y_u8(e, plane, 4, 4, 4, dst, 12), ESR_ERR_MODEL_MISMATCH);
   CHECK_STATUS(esr_upscale_rgb_u8(e, src, w, h, 3 * w - 1, dst, ds), ESR_ERR_INVALID_ARGUMENT);
   CHECK_STATUS(esr_upscale_rgb_u8(e, src, SIZE_MAX / 3 + 1, 1, SIZE_MAX, dst, SIZE_MAX),
                ESR_ERR_SIZE_OVERFLOW);
@@ -775,6 +774,74 @@ static void test_full_range(void) {
   esr_stream_destroy(e);
 }
 
+/* YUV frames on an RGB model: an independent double-precision reference of the documented
+ * conversion (matrix weights, limited / full range, clamped RGB) for a flat frame. */
+static void ref_yuv_through_rgb(esr_yuv_matrix mtx, esr_yuv_range rng, const int perm[3],
+                                const uint8_t in[3], int out[3]) {
+  const double kr = mtx == ESR_YUV_BT709 ? 0.2126 : 0.299, kb = mtx == ESR_YUV_BT709 ? 0.0722 : 0.114;
+  const double kg = 1 - kr - kb, yo = rng == ESR_RANGE_FULL ? 0 : 16;
+  const double ys = rng == ESR_RANGE_FULL ? 255 : 219, cs = rng == ESR_RANGE_FULL ? 255 : 224;
+  double y = (in[0] - yo) / ys, cb = (in[1] - 128) / cs, cr = (in[2] - 128) / cs, rgb[3], o[3];
+  int c;
+  rgb[0] = y + 2 * (1 - kr) * cr;
+  rgb[2] = y + 2 * (1 - kb) * cb;
+  rgb[1] = (y - kr * rgb[0] - kb * rgb[2]) / kg;
+  for (c = 0; c < 3; ++c) rgb[c] = rgb[c] < 0 ? 0 : rgb[c] > 1 ? 1 : rgb[c];
+  for (c = 0; c < 3; ++c) o[c] = rgb[perm[c]];
+  y = kr * o[0] + kg * o[1] + kb * o[2];
+  out[0] = (int)floor(yo + ys * y + 0.5);
+  out[1] = (int)floor(128 + cs * (o[2] - y) / (2 * (1 - kb)) + 0.5);
+  out[2] = (int)floor(128 + cs * (o[0] - y) / (2 * (1 - kr)) + 0.5);
+}
+
+static void test_yuv_on_rgb_model(void) {
+  static const uint8_t colours[3][3] = {{81, 90, 240}, {145, 54, 34}, {200, 128, 128}};
+  static const int identity[3] = {0, 1, 2}, rot[3] = {1, 2, 0};
+  const char* names[2] = {"rgb_x3", "rot_x2"};
+  int mi, k, c, r, differ = 0;
+  for (mi = 0; mi < 2; ++mi) {
+    esr_stream* e = open_model(names[mi], 1);
+    const size_t s = mi == 0 ? 3 : 2, w = 6, h = 4, ow = w * s, oh = h * s;
+    uint8_t y[6 * 4], u[3 * 2], v[3 * 2], oy[18 * 12], ou[9 * 6], ov[9 * 6];
+    int first[3] = {0, 0, 0};
+    if (!e) continue;
+    for (k = 0; k < 3; ++k) {
+      for (c = 0; c < 4; ++c) {
+        const esr_yuv_matrix mtx = (esr_yuv_matrix)(c & 1);
+        const esr_yuv_range rng = (esr_yuv_range)(c >> 1);
+        esr_image in = image(ESR_PIXEL_I420, w, h, y, w, u, w / 2, v, w / 2);
+        esr_image out = image(ESR_PIXEL_I420, ow, oh, oy, ow, ou, ow / 2, ov, ow / 2);
+        int want[3];
+        size_t i, bad = 0;
+        in.matrix = out.matrix = mtx;
+        in.range = out.range = rng;
+        memset(y, colours[k][0], sizeof y);
+        memset(u, colours[k][1], sizeof u);
+        memset(v, colours[k][2], sizeof v);
+        CHECK_STATUS(esr_upscale_image(e, &in, &out), ESR_OK);
+        ref_yuv_through_rgb(mtx, rng, mi == 0 ? identity : rot, colours[k], want);
+        for (i = 0; i < ow * oh; ++i) bad += abs(oy[i] - want[0]) > 1;
+        for (i = 0; i < ow * oh / 4; ++i) bad += abs(ou[i] - want[1]) > 1 || abs(ov[i] - want[2]) > 1;
+        CHECK(bad == 0);
+        if (bad) {
+          fprintf(stderr, "%s colour %d matrix %d range %d: got %d %d %d, want %d %d %d\n",
+                  names[mi], k, (int)mtx, (int)rng, oy[0], ou[0], ov[0], want[0], want[1], want[2]);
+        }
+        /* The matrix matters once the model mixes channels: BT.601 vs BT.709 differ. */
+        if (mi == 1 && k == 1 && rng == ESR_RANGE_LIMITED) {
+          if (mtx == ESR_YUV_BT601) {
+            first[0] = oy[0], first[1] = ou[0], first[2] = ov[0];
+          } else {
+            for (r = 0; r < 3; ++r) differ += abs(first[r] - (r == 0 ? oy[0] : r == 1 ? ou[0] : ov[0])) > 2;
+          }
+        }
+      }
+    }
+    esr_stream_destroy(e);
+  }
+  CHECK(differ > 0);
+}
+
 /* ---- out of memory ---- */
 
 /* ONNX Runtime's allocation failure surfaces as ESR_ERR_OUT_OF_MEMORY: a child process whose
@@ -937,6 +1004,7 @@ int main(int argc, char** argv) {
   test_static_shape_and_info();
   test_last_error_cleared();
   test_full_range();
+  test_yuv_on_rgb_model();
   test_log_callback();
   test_streams_share_model_across_threads();
   test_backend_out_of_memory();
