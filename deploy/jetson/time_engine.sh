@@ -15,8 +15,8 @@
 #                  loads it on that core.
 #   --no-power     no tegrastats log. Otherwise, where `tegrastats` is on PATH, it samples the
 #                  power rails every 100 ms while trtexec runs into TIMES.tegrastats.log (warm-up
-#                  included), and the summary gives the mean input power (VDD_IN, else the sum
-#                  of the rails).
+#                  included), and the summary gives the mean input power (VDD_IN or
+#                  POM_5V_IN, else the sum of the rails).
 # Set the power mode first (sudo ./set_power_mode.sh) so the numbers are comparable; the mode is
 # printed with the results.
 set -euo pipefail
