@@ -278,6 +278,21 @@ def test_resume_refuses_another_space(tiny, tmp_path):
         run_tune(recipe, other, out=out, options=_options(tiny, 2))
 
 
+def test_out_dir_of_another_study_is_refused(tiny, tmp_path):
+    from edgesr.errors import OutputExistsError
+    from edgesr.pipeline.tune import run_tune
+
+    recipe, space, _ = tiny
+    out = tmp_path / "tune"
+    run_tune(recipe, space, out=out, options=_options(tiny, 1))
+    with pytest.raises(OutputExistsError, match="resume that one"):
+        run_tune(recipe, space, out=out, options=_options(tiny, 1, study="other"))
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "results.json").write_text("{}")
+    with pytest.raises(OutputExistsError, match="already holds other results"):
+        run_tune(recipe, space, out=tmp_path / "busy", options=_options(tiny, 1))
+
+
 def test_budget_makes_slow_trials_infeasible(tiny, tmp_path):
     from edgesr.pipeline.tune import run_tune
 

@@ -110,7 +110,7 @@ def run_tune(
         raise ConfigError("--workers must be at least 1.")
     if options.sampler == "grid":
         space.grid()  # a ConfigError now, not in a worker
-    out.mkdir(parents=True, exist_ok=True)
+    _claim_out_dir(out, recipe, options)
     extra = []
     if options.workers > 1:
         from edgesr.recipe import dump_recipe
@@ -135,6 +135,43 @@ def run_tune(
     if bad:
         raise EdgesrError(f"{len(bad)} tune worker process(es) failed (exit codes {bad}).")
     return write_outputs(recipe, space, out, options)
+
+
+def _claim_out_dir(out: Path, recipe: Recipe, options: TuneOptions) -> None:
+    """``out`` belongs to one study (``tune.json`` says which): its trials/NNNN folders are
+    numbered by it, so another study's results there are refused, never overwritten."""
+    from edgesr.errors import OutputExistsError
+    from edgesr.tune.study import storage_url
+
+    own = {
+        "storage": _redact(storage_url(out, options.storage)),
+        "study": options.study or f"{recipe.name}-tune",
+    }
+    marker = out / "tune.json"
+    if marker.is_file():
+        held = json.loads(marker.read_text())
+        if held != own:
+            raise OutputExistsError(
+                f"{out} holds the results of study '{held.get('study')}' in {held.get('storage')}; "
+                "resume that one with its --storage/--study, or choose another --out."
+            )
+        return
+    # Hidden files and the database may be a second worker's, started at the same moment.
+    if out.is_dir() and any(not p.name.startswith((".", "study.db")) for p in out.iterdir()):
+        raise OutputExistsError(
+            f"{out} already holds other results; choose another --out for edgesr tune."
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(marker, (json.dumps(own, indent=2) + "\n").encode())
+
+
+def _redact(url: str) -> str:
+    """A database URL without its password (tune.json is not a secret store)."""
+    head, sep, tail = url.partition("@")
+    if sep and "://" in head and ":" in head.split("://", 1)[1]:
+        scheme, user = head.split("://", 1)
+        return f"{scheme}://{user.split(':', 1)[0]}:***@{tail}"
+    return url
 
 
 def _worker_entry(
@@ -300,7 +337,8 @@ class _TrialRunner:
         tdir.mkdir(parents=True)
 
         # 1. Latency of the candidate (FP32) before training: the weights do not change it.
-        latency_ms, ratio = self._latency(self._export_untrained(recipe, tdir / "untrained.onnx"))
+        trial.set_user_attr("gmacs", self._export_untrained(recipe, tdir / "untrained.onnx"))
+        latency_ms, ratio = self._latency(tdir / "untrained.onnx")
         trial.set_user_attr("latency_ms", latency_ms)
         trial.set_user_attr("fp32_latency_ms", latency_ms)
         trial.set_user_attr("latency_ratio", ratio)
@@ -371,21 +409,25 @@ class _TrialRunner:
     def _train_threads(self) -> int:
         return max(1, (os.cpu_count() or 1) // self.options.workers)
 
-    def _export_untrained(self, recipe: Recipe, path: Path) -> Path:
+    def _export_untrained(self, recipe: Recipe, path: Path) -> float:
+        """Export the untrained net to ``path``; returns its GMACs at the latency frame."""
         import torch
 
+        from edgesr.archs.complexity import complexity
         from edgesr.modelio import build_from_recipe
 
         torch.manual_seed(0)
-        _export(build_from_recipe(recipe), recipe, path)
-        return path
+        net = build_from_recipe(recipe)
+        _export(net, recipe, path)
+        return float(complexity(net, lr_size=self.size)["gmacs"])
 
     def _reference_model(self) -> Path:
         """The recipe's own net, the yardstick every trial is timed against."""
         if self._reference is None:
             path = self.out / "trials" / f".reference-{os.getpid()}.onnx"
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._reference = self._export_untrained(self.recipe, path)
+            self._export_untrained(self.recipe, path)
+            self._reference = path
         return self._reference
 
     def _latency(self, model: Path) -> tuple[float, float]:
@@ -708,6 +750,13 @@ def cmd_tune(args: Any) -> int:
         grace_s=3 * args.heartbeat,
     )
     out = Path(args.out) if args.out else Path("runs") / f"{recipe.name}-tune"
+    if args.budget:
+        used = ", ".join(f"{k} {v:g}" for k, v in limits.items()) or "none"
+        print(
+            f"budget {args.budget}: trials must meet {used} (latency_p50, model_size and psnr_y "
+            "lines; check the rest with `edgesr check`)",
+            file=sys.stderr,
+        )
     with quiet_third_party(getattr(args, "verbose", False)) as output:
         result = run_tune(recipe, space, out=out, options=options, stream=output.stderr)
     print(result.table)

@@ -30,6 +30,8 @@ class TrialRecord:
     # Latency over the recipe's own net's, timed in the same interleaved rounds (less noisy
     # than comparing two medians taken minutes apart on a shared machine).
     latency_ratio: float | None = None
+    # Multiply-accumulates per frame at the latency frame size: a noise-free view of cost.
+    gmacs: float | None = None
     # The FP32 net's latency, timed before training (with --int8, latency_ms is the INT8 one's).
     fp32_latency_ms: float | None = None
     feasible: bool | None = None
@@ -59,6 +61,7 @@ def record_from_trial(trial: Any) -> TrialRecord:
         size_bytes=attrs.get("size_bytes"),
         latency_ratio=attrs.get("latency_ratio"),
         fp32_latency_ms=attrs.get("fp32_latency_ms"),
+        gmacs=attrs.get("gmacs"),
         feasible=attrs.get("feasible"),
         violations=list(attrs.get("violations", [])),
         val_curve=dict(attrs.get("val_curve", {})),
@@ -170,7 +173,7 @@ def hopeless(
 
 def front_table(front: Sequence[TrialRecord], best: TrialRecord | None) -> str:
     """A plain-text table of the front, fastest first."""
-    rows = [("trial", "PSNR-Y dB", "latency ms", "vs recipe", "size KB", "params")]
+    rows = [("trial", "PSNR-Y dB", "latency ms", "vs recipe", "GMACs", "size KB", "params")]
     for r in front:
         mark = "*" if best is not None and r.number == best.number else ""
         ratio = f"{r.latency_ratio:.2f}x" if r.latency_ratio else "-"
@@ -181,6 +184,7 @@ def front_table(front: Sequence[TrialRecord], best: TrialRecord | None) -> str:
                 f"{r.psnr_y:.2f}",
                 f"{r.latency_ms:.2f}",
                 ratio,
+                f"{r.gmacs:.2f}" if r.gmacs is not None else "-",
                 f"{(r.size_bytes or 0) / 1024:.1f}",
                 params,
             )
