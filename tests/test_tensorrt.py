@@ -345,6 +345,20 @@ def test_build_scripts_int8_and_several_profiles(tmp_path, espcn_int8) -> None:
     assert build.count("--stronglyTyped") == 2 and build.count("--int8 --fp16") == 2
 
 
+def test_failed_script_export_leaves_nothing(tmp_path, espcn) -> None:
+    """A failure after the ONNX copy and the sidecar were written (the FP16 conversion refuses
+    an unknown node name) removes them: no device folder that looks complete."""
+    out = tmp_path / "device"
+    with pytest.raises(ConfigError, match="keep_fp32"):
+        write_trt_build_script(espcn, out, keep_fp32=["/no/such/Conv"])
+    assert not out.exists()
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="keep_fp32"):
+        write_trt_build_script(espcn, out, keep_fp32=["/no/such/Conv"])
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]  # only what was there before
+
+
 def test_scripts_need_no_tensorrt(tmp_path, espcn) -> None:
     code = (
         "import sys\n"

@@ -827,52 +827,66 @@ def write_trt_build_script(
         raise ConfigError(f"workspace_mb must be a positive integer, got {workspace_mb!r}.")
     build_sh, time_sh = out_dir / "build_engine.sh", out_dir / "time_engine.sh"
     sidecar_path = out_dir / f"{onnx_path.stem}.sidecar.json"
+    existed = out_dir.exists()
     for out in (build_sh, time_sh, sidecar_path):
-        _check_output(out, force=force)
+        _check_output(out, force=force)  # creates out_dir
 
-    src = out_dir / onnx_path.name
-    if src.resolve() != onnx_path.resolve():
-        _check_output(src, force=force)
-        atomic_write_bytes(src, onnx_path.read_bytes())
-    # The engine sidecar every plan this script builds gets (the C runtime needs scale/color).
-    write_engine_sidecar(
-        sidecar_path,
-        engine_sidecar_dict(
-            info.metadata, precision=precision, onnx_sha256=_sha256(src.read_bytes())
-        ),
-    )
-    onnx_files = [src.name]
-    typed_onnx, fp32_nodes = src.name, []
-    if precision == "fp16" and not info.has_fp16:
-        typed_path = out_dir / f"{onnx_path.stem}.fp16.onnx"
-        fp16 = make_fp16_onnx(src, typed_path, sample=sample, keep_fp32=keep_fp32, force=force)
-        typed_onnx, fp32_nodes = typed_path.name, fp16.fp32_nodes
-        onnx_files.append(typed_path.name)
+    # A failure part-way removes what this call wrote: no device folder that looks complete.
+    written: list[Path] = []
+    try:
+        src = out_dir / onnx_path.name
+        if src.resolve() != onnx_path.resolve():
+            _check_output(src, force=force)
+            atomic_write_bytes(src, onnx_path.read_bytes())
+            written.append(src)
+        # The engine sidecar every plan this script builds gets (the C runtime needs scale/color).
+        write_engine_sidecar(
+            sidecar_path,
+            engine_sidecar_dict(
+                info.metadata, precision=precision, onnx_sha256=_sha256(src.read_bytes())
+            ),
+        )
+        written.append(sidecar_path)
+        onnx_files = [src.name]
+        typed_onnx, fp32_nodes = src.name, []
+        if precision == "fp16" and not info.has_fp16:
+            typed_path = out_dir / f"{onnx_path.stem}.fp16.onnx"
+            fp16 = make_fp16_onnx(src, typed_path, sample=sample, keep_fp32=keep_fp32, force=force)
+            written.append(typed_path)
+            typed_onnx, fp32_nodes = typed_path.name, fp16.fp32_nodes
+            onnx_files.append(typed_path.name)
 
-    # Engine names go into the scripts unquoted (beside $DLA): keep them shell-safe.
-    stem = re.sub(r"[^A-Za-z0-9._-]", "_", onnx_path.stem)
-    engines = [
-        f"{stem}_{precision}.engine"
-        if len(profs) == 1
-        else f"{stem}_{precision}_{p.opt[2]}x{p.opt[3]}.engine"
-        for p in profs
-    ]
-    build = _build_script(
-        info,
-        precision,
-        src.name,
-        typed_onnx,
-        profs,
-        engines,
-        fp32_nodes,
-        timing_cache,
-        workspace_mb,
-        sidecar_path.name,
-    )
-    timing = _time_script(engines, profs)
-    for path, text in ((build_sh, build), (time_sh, timing)):
-        atomic_write_bytes(path, text.encode())
-        path.chmod(0o755)
+        # Engine names go into the scripts unquoted (beside $DLA): keep them shell-safe.
+        stem = re.sub(r"[^A-Za-z0-9._-]", "_", onnx_path.stem)
+        engines = [
+            f"{stem}_{precision}.engine"
+            if len(profs) == 1
+            else f"{stem}_{precision}_{p.opt[2]}x{p.opt[3]}.engine"
+            for p in profs
+        ]
+        build = _build_script(
+            info,
+            precision,
+            src.name,
+            typed_onnx,
+            profs,
+            engines,
+            fp32_nodes,
+            timing_cache,
+            workspace_mb,
+            sidecar_path.name,
+        )
+        timing = _time_script(engines, profs)
+        for path, text in ((build_sh, build), (time_sh, timing)):
+            atomic_write_bytes(path, text.encode())
+            written.append(path)
+            path.chmod(0o755)
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        if not existed:
+            shutil.rmtree(out_dir, ignore_errors=True)
+        raise
     return BuildScripts(
         out_dir=str(out_dir),
         build_script=str(build_sh),
