@@ -1,7 +1,9 @@
 """Python binding of libedgesr, the C API in ``deploy/runtime`` (ctypes, no compiler needed).
 
 Used by the tests (C output vs ONNX Runtime from Python) and by the profiler, through
-:class:`CRunner`, to time exactly what a C camera pipeline runs. Status codes become the
+:class:`CRunner`, to time exactly what a C camera pipeline runs. :class:`CModel` is one loaded
+model (shared weights and thread pool), :class:`CStream` one camera's stream of it, and
+:class:`CEngine` a model with a single stream. Status codes become the
 edgesr error taxonomy: bad arguments raise :class:`DataError`, model problems
 :class:`ModelError`, a missing backend :class:`DependencyError`.
 
