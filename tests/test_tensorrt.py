@@ -380,7 +380,11 @@ def test_scripts_need_no_tensorrt(tmp_path, espcn) -> None:
 STUB_TRTEXEC = r"""#!/usr/bin/env bash
 # Stands in for trtexec: prints its banner, refuses options this version lacks, records argv.
 echo "&&&& RUNNING TensorRT.trtexec [TensorRT v${STUB_VERSION}] # $0 $*"
-[ "${1:-}" = --help ] && { echo "=== Model Options ==="; exit 0; }
+if [ "${1:-}" = --help ]; then  # as the real one: a long help, then the PASSED line
+  for i in $(seq 300); do echo "  --option$i             Help for option $i (default = none)"; done
+  echo "&&&& PASSED TensorRT.trtexec [TensorRT v${STUB_VERSION}] # $0 $*"
+  exit 0
+fi
 known=" --onnx --saveEngine --loadEngine --minShapes --optShapes --maxShapes --shapes "
 known+=" --memPoolSize --timingCacheFile --noTF32 --useDLACore --allowGPUFallback --useCudaGraph "
 known+=" --noDataTransfers --warmUp --duration --iterations --percentile --exportTimes "

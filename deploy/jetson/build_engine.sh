@@ -69,7 +69,12 @@ if [ ! -x "$TRTEXEC" ]; then
   exit 1
 fi
 # trtexec prints "[TensorRT v100300]" (10.3.0) or "[TensorRT v8502]" (8.5.2) on every run.
-version="${TRT_VERSION:-$("$TRTEXEC" --help 2>&1 | sed -n 's/.*TensorRT v\([0-9][0-9]*\).*/\1/p' | head -n 1)}"
+version="${TRT_VERSION:-}"
+if [ -z "$version" ]; then
+  # No pipeline: under pipefail, a reader that stops early would fail the whole line.
+  banner="$("$TRTEXEC" --help 2>&1 || true)"
+  if [[ $banner =~ TensorRT\ v([0-9]+) ]]; then version="${BASH_REMATCH[1]}"; fi
+fi
 version="${version:-100000}"
 if [ "$version" -ge 10000 ]; then major=$((version / 10000)); else major=$((version / 1000)); fi
 

@@ -958,7 +958,11 @@ def _build_script(
         _DLA_ARGS,
         "# TensorRT version as trtexec reports it (e.g. 100300 for 10.3.0, 8502 for 8.5.2);",
         "# set TRT_VERSION to skip the detection.",
-        'version="${TRT_VERSION:-$("$TRTEXEC" --help 2>&1 | sed -n \'s/.*TensorRT v\\([0-9][0-9]*\\).*/\\1/p\' | head -n 1)}"',
+        'version="${TRT_VERSION:-}"',
+        'if [ -z "$version" ]; then',
+        '  banner="$("$TRTEXEC" --help 2>&1 || true)"',
+        '  if [[ $banner =~ TensorRT\\ v([0-9]+) ]]; then version="${BASH_REMATCH[1]}"; fi',
+        "fi",
         'if [ -z "$version" ]; then',
         '  echo "could not read the TensorRT version from trtexec; assuming >= 10 (set TRT_VERSION to override)" >&2',
         "  version=100000",
@@ -1080,7 +1084,12 @@ if [ ! -x "$TRTEXEC" ]; then
   exit 1
 fi
 # trtexec prints "[TensorRT v100300]" (10.3.0) or "[TensorRT v8502]" (8.5.2) on every run.
-version="${TRT_VERSION:-$("$TRTEXEC" --help 2>&1 | sed -n 's/.*TensorRT v\([0-9][0-9]*\).*/\1/p' | head -n 1)}"
+version="${TRT_VERSION:-}"
+if [ -z "$version" ]; then
+  # No pipeline: under pipefail, a reader that stops early would fail the whole line.
+  banner="$("$TRTEXEC" --help 2>&1 || true)"
+  if [[ $banner =~ TensorRT\ v([0-9]+) ]]; then version="${BASH_REMATCH[1]}"; fi
+fi
 version="${version:-100000}"
 
 flags=(--useCudaGraph --warmUp=500 --duration=10)
