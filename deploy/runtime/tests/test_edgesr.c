@@ -541,6 +541,10 @@ static void test_static_shape_and_info(void) {
     CHECK(info.min_width == 1 && info.max_width == UINT64_MAX && info.max_height == UINT64_MAX);
     info.struct_size = 2;
     CHECK_STATUS(esr_model_get_info(m, &info), ESR_ERR_INVALID_ARGUMENT);
+    info.struct_size = 5000;
+    CHECK_STATUS(esr_model_get_info(m, &info), ESR_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(esr_model_get_info(m, NULL), ESR_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(esr_stream_create(m, NULL), ESR_ERR_INVALID_ARGUMENT);
     /* prepare allocates the stream's buffers: the first frame adds only the backend's two
      * tensor wrappers, later frames nothing. */
     CHECK_STATUS(esr_stream_prepare(e, 12, 10), ESR_OK);
@@ -603,6 +607,11 @@ static void test_log_callback(void) {
     CHECK(g_log_count[ESR_LOG_ERROR] >= 1 && strcmp(g_log_last[ESR_LOG_ERROR], esr_last_error()) == 0);
     CHECK_STATUS(esr_stream_prepare(e, 6, 4), ESR_OK);
     CHECK(g_log_count[ESR_LOG_DEBUG] >= 1 && strstr(g_log_last[ESR_LOG_DEBUG], "grows") != NULL);
+    /* A level above every message: nothing. */
+    esr_set_log_callback(record_log, &calls, (esr_log_level)99);
+    before = calls;
+    CHECK_STATUS(esr_output_size(esr_stream_model(e), 0, 1, &ow, &oh), ESR_ERR_INVALID_ARGUMENT);
+    CHECK(calls == before);
     /* Above the level: nothing. */
     esr_set_log_callback(record_log, &calls, ESR_LOG_ERROR);
     before = calls;
