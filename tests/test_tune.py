@@ -231,13 +231,18 @@ def test_tiny_study_runs_resumes_and_best_yaml_trains(tiny, tmp_path):
     result = run_tune(recipe, space, out=out, options=_options(tiny, 2))
     assert [r.state for r in result.records] == ["COMPLETE", "COMPLETE"]
     first = json.loads((out / "trials.json").read_text())
+    first_reference = optuna.load_study(
+        study_name="espcn_x4-tune", storage=f"sqlite:///{out / 'study.db'}"
+    ).user_attrs["reference_ms"]
     assert first[0]["baseline"] and first[0]["params"] == {
         "model.params.num_feat": 64,
         "model.params.num_feat2": 32,
     }
     for r in first:
         assert set(r) >= {"number", "params", "state", "psnr_y", "latency_ms", "size_bytes"}
-        assert 5.0 < r["psnr_y"] < 60.0 and r["latency_ms"] > 0
+        assert 5.0 < r["psnr_y"] < 60.0 and r["latency_ms"] > 0 and r["measured_ms"] > 0
+        # Latency: the ratio to the recipe's net times the study's reference median.
+        assert r["latency_ms"] == pytest.approx(r["latency_ratio"] * first_reference)
         # Validations at a third and two thirds of the 6 steps, then the final one.
         assert set(r["val_curve"]) == {"0.33", "0.67", "1.00"}
     pareto = json.loads((out / "pareto.json").read_text())

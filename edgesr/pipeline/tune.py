@@ -2,7 +2,8 @@
 
 A trial builds the candidate net, exports it and times it on the chosen backend at the
 recipe's frame size first (the weights do not change latency), interleaved with the recipe's
-own net so the ratio between them holds on a busy machine. It then trains on the recipe's
+own net: its latency is that ratio times the recipe net's median, so trials timed minutes apart
+on a busy machine still compare (see ``_TrialRunner._latency``). It then trains on the recipe's
 training data under the trial's recipe, stopping early by the rule of
 :func:`edgesr.tune.front.hopeless` at validations a third and two thirds through its schedule, exports the
 trained net, scores it on the recipe's validation images with ONNX Runtime and, with ``int8``,
@@ -338,10 +339,11 @@ class _TrialRunner:
 
         # 1. Latency of the candidate (FP32) before training: the weights do not change it.
         trial.set_user_attr("gmacs", self._export_untrained(recipe, tdir / "untrained.onnx"))
-        latency_ms, ratio = self._latency(tdir / "untrained.onnx")
+        latency_ms, ratio, measured = self._latency(tdir / "untrained.onnx")
         trial.set_user_attr("latency_ms", latency_ms)
         trial.set_user_attr("fp32_latency_ms", latency_ms)
         trial.set_user_attr("latency_ratio", ratio)
+        trial.set_user_attr("measured_ms", measured)
         limit = self.options.limits.get("latency_ms")
         if not self.options.int8 and limit is not None and latency_ms > limit:
             trial.set_user_attr("feasible", False)
@@ -384,9 +386,10 @@ class _TrialRunner:
         model_path = onnx_path
         if self.options.int8:
             model_path = self._int8(recipe, onnx_path, tdir / "model-int8.onnx")
-            latency_ms, ratio = self._latency(model_path)
+            latency_ms, ratio, measured = self._latency(model_path)
             trial.set_user_attr("latency_ms", latency_ms)
             trial.set_user_attr("latency_ratio", ratio)
+            trial.set_user_attr("measured_ms", measured)
         psnr = self._psnr(recipe, model_path)
         size = model_path.stat().st_size
         broken = violations(
@@ -430,8 +433,12 @@ class _TrialRunner:
             self._reference = path
         return self._reference
 
-    def _latency(self, model: Path) -> tuple[float, float]:
-        """Median latency (ms) of ``model`` and its ratio to the recipe's own net's."""
+    def _latency(self, model: Path) -> tuple[float, float, float]:
+        """(latency_ms, ratio, measured_ms) of ``model``: its median over the recipe's own
+        net's, per round of one interleaved timing, times the recipe net's median from the
+        study's first timing. A median alone drifts with the machine's load between trials
+        minutes apart (the same net measured 80-112 ms on a shared 2-core machine); the ratio
+        of two nets timed side by side does not, so trials compare like with like."""
         from edgesr.profile.latency import time_interleaved
 
         paths = [self._reference_model(), model]
@@ -442,7 +449,11 @@ class _TrialRunner:
             runs_per_round=self.options.latency_runs,
             names=["recipe", model.stem],
         )
-        return timing.stats[1].p50_ms, 1.0 / timing.speedups[1]
+        if "reference_ms" not in self.study.user_attrs:
+            self.study.set_user_attr("reference_ms", timing.stats[0].p50_ms)
+        reference_ms = float(self.study.user_attrs["reference_ms"])
+        ratio = 1.0 / timing.speedups[1]
+        return ratio * reference_ms, ratio, timing.stats[1].p50_ms
 
     def _runner_factory(self, onnx_path: Path) -> Callable[[], Any]:
         if self.options.backend == "onnxruntime":

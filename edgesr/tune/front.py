@@ -25,11 +25,14 @@ class TrialRecord:
     params: dict[str, Any]
     state: str  # COMPLETE, PRUNED, FAIL, RUNNING, WAITING
     psnr_y: float | None = None
+    # The ratio below times the recipe net's median from the study's first timing.
     latency_ms: float | None = None
     size_bytes: int | None = None
     # Latency over the recipe's own net's, timed in the same interleaved rounds (less noisy
     # than comparing two medians taken minutes apart on a shared machine).
     latency_ratio: float | None = None
+    # This trial's own median, as timed (latency_ms is the ratio times the study's reference).
+    measured_ms: float | None = None
     # Multiply-accumulates per frame at the latency frame size: a noise-free view of cost.
     gmacs: float | None = None
     # The FP32 net's latency, timed before training (with --int8, latency_ms is the INT8 one's).
@@ -60,6 +63,7 @@ def record_from_trial(trial: Any) -> TrialRecord:
         latency_ms=values[1] if values else attrs.get("latency_ms"),
         size_bytes=attrs.get("size_bytes"),
         latency_ratio=attrs.get("latency_ratio"),
+        measured_ms=attrs.get("measured_ms"),
         fp32_latency_ms=attrs.get("fp32_latency_ms"),
         gmacs=attrs.get("gmacs"),
         feasible=attrs.get("feasible"),
