@@ -49,12 +49,12 @@ if TYPE_CHECKING:
 FUSABLE_OPS = frozenset({"Relu", "Clip", "LeakyRelu", "PRelu", "Add", "Sub", "Mul"})
 SUPPORTED_OPS = FUSABLE_OPS | {
     "Conv", "ConvTranspose", "QuantizeLinear", "DequantizeLinear", "DepthToSpace", "Identity",
-    "Constant", "Sigmoid", "Tanh", "Div", "Reshape", "Transpose", "Concat",
+    "Constant", "Sigmoid", "Tanh", "Div", "Reshape", "Transpose", "Concat", "Split",
 }  # fmt: skip
 FLOAT_PRECISIONS = ("fp32", "fp16")
 #: Ops that only move values: their output keeps its input's precision (TensorRT moves Q/DQ
 #: across them, so an INT8 tensor stays INT8 and an exact DQ output stays exact).
-MOVE_OPS = frozenset({"DepthToSpace", "Reshape", "Transpose", "Identity", "Concat"})
+MOVE_OPS = frozenset({"DepthToSpace", "Reshape", "Transpose", "Identity", "Concat", "Split"})
 
 
 def quantize(x: np.ndarray, scale: np.ndarray | float, axis: int | None = None) -> np.ndarray:
@@ -195,17 +195,18 @@ class TrtInt8Reference:
             if node.op_type == "Constant":
                 continue
             with np.errstate(over="ignore"):  # FP16 overflow to inf is what is emulated
-                out = self._execute(node, values)
-            name = node.output[0]
-            exact = name in self.fused or node.op_type in MOVE_OPS | {"DequantizeLinear"}
-            if out.dtype.kind == "f" and not exact:
-                # Stored in the build's float precision (FP16 tensors on the fp16 route).
-                with np.errstate(over="ignore"):
-                    out = out.astype(self.float_dtype).astype(np.float32)
-            values[name] = out
+                result = self._execute(node, values)
+            outs = result if isinstance(result, list) else [result]
+            for name, out in zip(node.output, outs, strict=True):
+                exact = name in self.fused or node.op_type in MOVE_OPS | {"DequantizeLinear"}
+                if out.dtype.kind == "f" and not exact:
+                    # Stored in the build's float precision (FP16 tensors on the fp16 route).
+                    with np.errstate(over="ignore"):
+                        out = out.astype(self.float_dtype).astype(np.float32)
+                values[name] = out
         return values[self.outputs[0]].astype(np.float32)
 
-    def _execute(self, node: Any, values: dict[str, np.ndarray]) -> np.ndarray:
+    def _execute(self, node: Any, values: dict[str, np.ndarray]) -> np.ndarray | list[np.ndarray]:
         op = node.op_type
         ins: list[Any] = [values[i] if i else None for i in node.input]
         if op == "QuantizeLinear":
@@ -286,7 +287,7 @@ def _torch_conv(node: Any, x: Any, w: Any) -> Any:
         )  # fmt: skip
 
 
-def _pointwise_or_move(node: Any, ins: list[Any]) -> np.ndarray:
+def _pointwise_or_move(node: Any, ins: list[Any]) -> np.ndarray | list[np.ndarray]:
     op, a = node.op_type, _attrs(node)
     x = ins[0]
     if op == "Relu":
@@ -327,6 +328,16 @@ def _pointwise_or_move(node: Any, ins: list[Any]) -> np.ndarray:
         return x.reshape(shape)
     if op == "Transpose":
         return x.transpose(a.get("perm", list(range(x.ndim))[::-1]))
+    if op == "Split":
+        axis = int(a.get("axis", 0))
+        if len(ins) > 1 and ins[1] is not None:
+            sizes = [int(v) for v in ins[1]]
+        elif "split" in a:  # opset < 13
+            sizes = [int(v) for v in a["split"]]
+        else:  # equal parts (ceil, the last one smaller), opset 18's num_outputs
+            part = -(-x.shape[axis] // len(node.output))
+            sizes = [min(part, x.shape[axis] - i * part) for i in range(len(node.output))]
+        return np.split(x, np.cumsum(sizes)[:-1], axis=axis)
     if op == "Concat":
         return np.concatenate([t for t in ins if t is not None], axis=int(a["axis"]))
     raise ModelError(f"op {op} is not executed by the TensorRT INT8 reference.")  # pragma: no cover
