@@ -16,8 +16,8 @@ ONNX Runtime runs a Q/DQ graph op by op (or with its own fusions and, on x86 wit
 * If that chain ends in a ``QuantizeLinear``, the kernel writes INT8 directly:
   ``saturate(round_half_to_even(y / s_y))`` to [-128, 127], from the FP32 value. Otherwise the
   kernel's output is a float tensor in the build's float precision.
-* Every other layer (the first conv that edgesr's int8-qdq keeps in float, DepthToSpace, ...)
-  runs in the build's float precision: ``"fp32"`` for strongly typed builds of an FP32-typed
+* Every other layer (the first conv that edgesr's int8-qdq keeps in float, a PReLU between
+  its own DQ and Q, ...) computes in the build's float precision: ``"fp32"`` for strongly typed builds of an FP32-typed
   ONNX (TensorRT >= 10), ``"fp16"`` for the TensorRT 8.x ``--int8 --fp16`` route and DLA.
 * ``DequantizeLinear`` is exact (``q * s`` in FP32): TensorRT moves it into its consumer, and
   across data movement (DepthToSpace, Reshape, ...), which therefore keeps values exact.
@@ -27,7 +27,8 @@ weights and accumulate in FP32 (as tensor cores do), and a float layer's output 
 FP16 before the next layer reads it; TensorRT may still pick an FP32 kernel where that is
 faster, which would make the real engine slightly better than predicted on the fp16 route. FP32
 summation order (sub-ULP differences, visible only as rare one-level flips at rounding ties) is
-not modelled. ``fuse=False`` runs the same graph op by op in the float precision (dequantize,
+not modelled, and neither is a pointwise op that TensorRT might run in INT8 between its own DQ
+and Q (here it computes in the float precision on the dequantized values). ``fuse=False`` runs the same graph op by op in the float precision (dequantize,
 then float conv), the naive emulation this module exists to replace.
 """
 
