@@ -177,7 +177,13 @@ static int cpu_int8_is_exact(void) {
   return 1;
 #elif (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
   __builtin_cpu_init();
+#if defined(__clang__) && __clang_major__ < 15
+  /* clang < 15 has no "avxvnni" feature name: such CPUs (AVX-VNNI without AVX512-VNNI) then
+   * get ORT's exact kernels, which is slower but gives the same numbers. */
+  return __builtin_cpu_supports("avx512vnni");
+#else
   return __builtin_cpu_supports("avx512vnni") || __builtin_cpu_supports("avxvnni");
+#endif
 #else
   return 0;
 #endif
