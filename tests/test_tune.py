@@ -283,6 +283,26 @@ def test_resume_refuses_another_space(tiny, tmp_path):
         run_tune(recipe, other, out=out, options=_options(tiny, 2))
 
 
+def test_cli_with_a_shipped_budget(tiny, tmp_path, capsys):
+    """`edgesr tune --budget NAME`: the budget's latency/size lines, frame and threads apply."""
+    from edgesr.cli import main
+
+    recipe, _, data = tiny
+    space = tmp_path / "space.yaml"
+    space.write_text("schema: 1\nparams:\n  model.params.num_feat: [8]\n")
+    sets = ["train.steps=3", "data.lr_patch=8", "data.batch_size=2", f"data.val={recipe.data.val}"]
+    argv = ["tune", "--recipe", "espcn_x4", "--space", str(space), "--trials", "1"]
+    argv += ["--budget", "cpu-2core-1080p", "--out", str(tmp_path / "out"), "--data", data]
+    argv += [a for s in sets for a in ("--set", s)]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert "latency_ms 150, size_bytes 1.04858e+06" in captured.err
+    (rec,) = json.loads((tmp_path / "out" / "trials.json").read_text())
+    # A tiny net at the budget's 1080p frame (LR 270x480) on 2 threads meets 150 ms here.
+    assert rec["state"] == "COMPLETE" and rec["feasible"] is True and rec["violations"] == []
+    assert (tmp_path / "out" / "best.yaml").is_file()
+
+
 def test_out_dir_of_another_study_is_refused(tiny, tmp_path):
     from edgesr.errors import OutputExistsError
     from edgesr.pipeline.tune import run_tune

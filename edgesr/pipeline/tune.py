@@ -637,9 +637,10 @@ def write_outputs(
                 f"train.threads={json.dumps(recipe.train.threads)}",
             ]
         )
+        h, w = options.latency_size or recipe.compress.latency_size
         head = (
             f"# edgesr tune trial {r.number}: PSNR-Y {r.psnr_y:.2f} dB (validation), latency "
-            f"{r.latency_ms:.2f} ms ({options.backend}, LR {recipe.compress.latency_size}).\n"
+            f"{r.latency_ms:.2f} ms ({options.backend}, LR {h}x{w}).\n"
             f"# Trained weights: trials/{r.number:04d}/run/model.safetensors\n"
         )
         return (head + dump_recipe(tuned)).encode()

@@ -282,7 +282,7 @@ def plot_front(
         )
     if latency_limit_ms is not None:
         ax.axvline(latency_limit_ms, c="tab:red", ls="--", lw=1, label="latency budget")
-    ax.set_xlabel("latency (ms, median)")
+    ax.set_xlabel("latency (ms: ratio to the recipe's net x its median)")
     ax.set_ylabel("PSNR-Y (dB, validation images)")
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
