@@ -350,6 +350,16 @@ def test_int8_trials_score_and_time_the_quantized_model(tiny, tmp_path):
     assert rec.size_bytes < (int8.parent / "model.onnx").stat().st_size
 
 
+def test_a_diverging_trial_is_stopped_not_the_study(tiny, tmp_path):
+    from edgesr.pipeline.tune import run_tune
+
+    recipe, _, _ = tiny
+    space = parse_space(_space({"train.lr": [1.0e30]}), recipe)
+    result = run_tune(recipe, space, out=tmp_path / "tune", options=_options(tiny, 1))
+    (rec,) = result.records
+    assert rec.state == "PRUNED" and rec.pruned_reason.startswith("training diverged")
+
+
 def test_training_stops_early_by_the_rule(tiny, tmp_path):
     """The watcher reads the run's validations while it trains and stops it by the rule."""
     from edgesr.pipeline.tune import TuneOptions, _Stop, _TrainWatch, trial_recipe

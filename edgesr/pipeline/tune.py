@@ -257,7 +257,6 @@ def _work(
             time.sleep(max(1.0, options.heartbeat_s / 2))
             continue
         study.optimize(trial_fn, n_trials=1, catch=(_Surplus,))
-    bar.close()
     trial_fn.close()
 
 
@@ -286,9 +285,6 @@ class _Bar:
             text += f", {pruned} stopped early"
         self.stream.write(text + "\n")
         self.stream.flush()
-
-    def close(self) -> None:
-        pass
 
 
 class _TrialRunner:
@@ -375,6 +371,15 @@ class _TrialRunner:
             trial.set_user_attr("pruned_reason", str(stop))
             _drop_checkpoints(tdir / "run")
             raise optuna.TrialPruned(str(stop)) from None
+        except EdgesrError as exc:
+            # A learning rate too high for the net is an answer about this trial, not a reason
+            # to end the study (bad data or Ctrl-C, the other errors here, are).
+            if "diverged" not in str(exc):
+                raise
+            trial.set_user_attr("val_curve", watch.curve)
+            trial.set_user_attr("pruned_reason", f"training diverged: {exc}")
+            _drop_checkpoints(tdir / "run")
+            raise optuna.TrialPruned(str(exc)) from None
         trial.set_user_attr("val_curve", watch.curve)
         _drop_checkpoints(tdir / "run")
 
