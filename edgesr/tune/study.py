@@ -43,6 +43,10 @@ def storage_url(out: Path, storage: str | None) -> str:
     return f"sqlite:///{(out / 'study.db').resolve()}"
 
 
+# What the loser of two workers creating one new database's tables is told (SQLite, PostgreSQL).
+_CREATE_RACE = ("already exists", "UNIQUE constraint failed", "duplicate key", "database is locked")
+
+
 def open_storage(url: str, *, heartbeat_s: int = HEARTBEAT_S, grace_s: int = GRACE_S) -> Any:
     """An Optuna RDB storage with heartbeats and retry of dead trials."""
     optuna = optuna_module()
@@ -74,8 +78,8 @@ def open_storage(url: str, *, heartbeat_s: int = HEARTBEAT_S, grace_s: int = GRA
                 )
         except Exception as exc:  # SQLAlchemy/driver errors have many types
             # Workers started together race to create the tables of a new database; the
-            # loser sees "already exists" and finds them made on its next try.
-            if "already exists" in str(exc) and attempt < 4:
+            # loser sees one of these and finds them made on its next try.
+            if any(m in str(exc) for m in _CREATE_RACE) and attempt < 4:
                 time.sleep(0.5 + attempt)
                 continue
             raise ConfigError(
