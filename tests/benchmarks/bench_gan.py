@@ -1,14 +1,17 @@
 """GAN generator vs its pixel-loss starting point: PSNR/SSIM, a texture measure, and crops.
 
     python tests/benchmarks/bench_gan.py --gan RUN/model.safetensors \
-        --pixel RUN/pretrain/model.safetensors [--data-root ../shared/data/benchmarks] \
-        [--out bench-gan/]
+        --pixel RUN/pretrain/model.safetensors [--before OLD_GAN.safetensors] \
+        [--data-root ../shared/data/benchmarks] [--out bench-gan/]
 
 Both models run on Set5/Set14 twice: with the benchmark protocol's bicubic LR, and with LR made
 by edgesr's camera degradations (fixed seed, so every model sees the same frames). Besides
 Y-PSNR/SSIM (which reward blur) it reports the high-frequency energy ratio of SR to HR on the
 Y channel (1.0: as much fine detail as the ground truth; bicubic and pixel-loss models sit
-well below 1). Writes ``bench_gan.json`` and side-by-side crop sheets (bicubic | pixel | GAN |
+well below 1), and the upsampling grid (:func:`edgesr.metrics.periodic_grid_db` at the scale's
+period: about 0 dB for a photo, higher for a texture repeating every ``scale`` pixels). Besides
+Set5/Set14 it scores the embedded validation photos (scikit-image's, never trained on), and
+``--before`` adds an earlier generator's column (e.g. the weights a change replaces). Writes ``bench_gan.json`` and side-by-side crop sheets (bicubic | pixel | GAN |
 HR) as PNG into ``--out``; the benchmark sets are read in place and never trained on.
 """
 
@@ -24,10 +27,10 @@ from pathlib import Path
 import numpy as np
 
 from edgesr.check.report import detail_window, encode_png
-from edgesr.data.folders import load_hr_folder
+from edgesr.data.folders import LoadedImage, load_hr_folder
 from edgesr.data.pairs import make_degraded_pairs, make_pairs
-from edgesr.evaluate import bicubic_upscale, super_resolve, y_of
-from edgesr.metrics import calculate_psnr, calculate_ssim
+from edgesr.evaluate import bicubic_upscale, resolve_eval_data, super_resolve, y_of
+from edgesr.metrics import calculate_psnr, calculate_ssim, periodic_grid_db
 from edgesr.modelio import load_model
 from edgesr.recipe import CameraDegradation
 from edgesr.runtime.runners import TorchRunner
@@ -48,7 +51,7 @@ def high_freq_ratio(sr_y: np.ndarray, hr_y: np.ndarray, border: int) -> float:
 
 def score_model(runner, pairs, scale: int) -> dict[str, float]:
     kw = {"crop_border": scale, "test_y_channel": False, "data_range": 1.0}
-    psnr, ssim, hf = [], [], []
+    psnr, ssim, hf, grid = [], [], [], []
     for pair in pairs:
         if runner is None:
             rgb = bicubic_upscale(pair, scale)
@@ -59,10 +62,12 @@ def score_model(runner, pairs, scale: int) -> dict[str, float]:
         psnr.append(calculate_psnr(sr_y, hr_y, **kw))
         ssim.append(calculate_ssim(sr_y, hr_y, **kw))
         hf.append(high_freq_ratio(sr_y, hr_y, scale))
+        grid.append(periodic_grid_db(sr_y, period=scale, crop_border=scale))
     return {
         "psnr_y": float(np.mean(psnr)),
         "ssim_y": float(np.mean(ssim)),
         "hf_ratio": float(np.mean(hf)),
+        "grid_db": float(np.mean(grid)),
     }
 
 
@@ -89,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gan", type=Path, required=True, help="GAN (EMA) generator weights")
     parser.add_argument("--pixel", type=Path, required=True, help="pixel-loss generator weights")
+    parser.add_argument("--before", type=Path, default=None, help="an earlier GAN generator")
     parser.add_argument("--data-root", type=Path, default=None)
     parser.add_argument("--seed", type=int, default=0, help="camera degradation seed")
     parser.add_argument("--out", type=Path, default=Path("bench-gan"))
@@ -116,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
 
     models = {}
-    for name, path in (("pixel", args.pixel), ("gan", args.gan)):
+    named = [("pixel", args.pixel), ("gan", args.gan)]
+    for name, path in named + ([("before", args.before)] if args.before else []):
         net, info = load_model(path)
         models[name] = (net, info)
     scale = models["gan"][1].scale
@@ -124,9 +131,17 @@ def main(argv: list[str] | None = None) -> int:
     camera = CameraDegradation()
     results: dict[str, dict] = {}
     t0 = time.perf_counter()
-    print(f"{'set':<8} {'LR':<8} {'model':<8} {'PSNR-Y':>7} {'SSIM-Y':>7} {'HF ratio':>8}")
-    for set_name in SETS:
-        images = load_hr_folder(root / set_name)
+    print(
+        f"{'set':<8} {'LR':<8} {'model':<8} {'PSNR-Y':>7} {'SSIM-Y':>7} {'HF ratio':>8} "
+        f"{'grid dB':>7}"
+    )
+    photos = [
+        LoadedImage(p.name, None, p.hr_rgb)
+        for p in resolve_eval_data("embedded", scale=scale)
+        if p.name.startswith("skimage/")
+    ]
+    for set_name in (*SETS, "photos"):
+        images = photos if set_name == "photos" else load_hr_folder(root / set_name)
         lrs = {
             "bicubic": make_pairs(images, scale=scale),
             "camera": make_degraded_pairs(images, scale=scale, spec=camera, seed=args.seed),
@@ -141,10 +156,15 @@ def main(argv: list[str] | None = None) -> int:
             rows = {"bicubic": score_model(None, pairs, scale)}
             for name, runner in runners:
                 rows[name] = score_model(runner, pairs, scale)
+            gt = [periodic_grid_db(y_of(p.hr_rgb), period=scale, crop_border=scale) for p in pairs]
+            rows["ground truth"] = {"grid_db": float(np.mean(gt))}
             for name, row in rows.items():
+                if "psnr_y" not in row:
+                    print(f"{set_name:<8} {lr_kind:<8} {name:<8} {'':>24} {row['grid_db']:7.2f}")
+                    continue
                 print(
                     f"{set_name:<8} {lr_kind:<8} {name:<8} {row['psnr_y']:7.2f} "
-                    f"{row['ssim_y']:7.4f} {row['hf_ratio']:8.3f}"
+                    f"{row['ssim_y']:7.4f} {row['hf_ratio']:8.3f} {row['grid_db']:7.2f}"
                 )
             results[f"{set_name}/{lr_kind}"] = rows
             sheet = crop_sheet(runners, pairs[:5], scale)
@@ -157,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         "scale": scale,
         "camera_seed": args.seed,
         "results": results,
-        "columns_of_crop_sheets": ["bicubic", "pixel", "gan", "ground truth"],
+        "columns_of_crop_sheets": ["bicubic", *models, "ground truth"],
         "seconds": time.perf_counter() - t0,
     }
     (args.out / "bench_gan.json").write_text(json.dumps(summary, indent=2) + "\n")
