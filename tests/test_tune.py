@@ -272,6 +272,19 @@ def test_tiny_study_runs_resumes_and_best_yaml_trains(tiny, tmp_path):
     assert trained.model_path.is_file() and trained.val_psnr is not None
 
 
+@pytest.mark.parametrize("sampler", ["grid", "nsga2"])
+def test_other_samplers_run(tiny, tmp_path, sampler):
+    from dataclasses import replace
+
+    from edgesr.pipeline.tune import run_tune
+
+    recipe, space, _ = tiny
+    options = replace(_options(tiny, 2), sampler=sampler)
+    result = run_tune(recipe, space, out=tmp_path / "tune", options=options)
+    assert [r.state for r in result.records] == ["COMPLETE", "COMPLETE"]
+    assert result.records[0].baseline and result.records[0].params != result.records[1].params
+
+
 def test_resume_refuses_another_space(tiny, tmp_path):
     from edgesr.pipeline.tune import run_tune
 
@@ -301,6 +314,13 @@ def test_cli_with_a_shipped_budget(tiny, tmp_path, capsys):
     # A tiny net at the budget's 1080p frame (LR 270x480) on 2 threads meets 150 ms here.
     assert rec["state"] == "COMPLETE" and rec["feasible"] is True and rec["violations"] == []
     assert (tmp_path / "out" / "best.yaml").is_file()
+    # The samplers see the budget as an Optuna constraint (<= 0: feasible).
+    study = optuna.load_study(
+        study_name="espcn_x4-tune", storage=f"sqlite:///{tmp_path / 'out' / 'study.db'}"
+    )
+    (trial,) = study.trials
+    constraint = trial.system_attrs.get("constraints:budget", trial.system_attrs.get("constraints"))
+    assert constraint in (0.0, [0.0])
 
 
 def test_out_dir_of_another_study_is_refused(tiny, tmp_path):

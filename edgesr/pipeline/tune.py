@@ -219,7 +219,7 @@ def _open(recipe: Recipe, space: SearchSpace, out: Path, options: TuneOptions) -
 
 
 def _constraints(trial: Any) -> list[float]:
-    """Optuna's constraint values: <= 0 is feasible."""
+    """Optuna < 5's constraint values (<= 0 is feasible); newer ones read set_constraint."""
     return [float(len(trial.user_attrs.get("violations", [])))]
 
 
@@ -309,7 +309,7 @@ class _TrialRunner:
         import optuna
 
         from edgesr.tune.front import record_from_trial, violations
-        from edgesr.tune.study import counted, worker_id
+        from edgesr.tune.study import counted, uses_set_constraint, worker_id
 
         # Numbers order concurrent trials: only as many as the quota has room for go on.
         ahead = [
@@ -404,6 +404,8 @@ class _TrialRunner:
         trial.set_user_attr("size_bytes", size)
         trial.set_user_attr("violations", broken)
         trial.set_user_attr("feasible", not broken)
+        if uses_set_constraint():
+            trial.set_constraint("budget", float(len(broken)))  # <= 0: feasible
         values_out: tuple[float, ...] = (psnr, latency_ms)
         if self.options.size_objective:
             values_out += (float(size),)

@@ -97,6 +97,8 @@ def make_sampler(
     constraints: Callable[[Any], Sequence[float]] | None,
 ) -> Any:
     optuna = optuna_module()
+    if uses_set_constraint():
+        constraints = None  # the trial sets its own (Optuna 5 deprecates constraints_func)
     if name == "tpe":
         # Few startup trials: tune studies are short.
         return optuna.samplers.TPESampler(
@@ -111,6 +113,13 @@ def make_sampler(
     if name == "grid":
         return optuna.samplers.GridSampler(grid(), seed=seed)
     raise ConfigError(f"unknown sampler {name!r}; use one of {', '.join(SAMPLERS)}.")
+
+
+def uses_set_constraint() -> bool:
+    """Optuna >= 5 takes constraint values from ``trial.set_constraint``."""
+    import optuna
+
+    return hasattr(optuna.trial.Trial, "set_constraint")
 
 
 def open_study(
