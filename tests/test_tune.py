@@ -354,6 +354,15 @@ def test_budget_makes_slow_trials_infeasible(tiny, tmp_path):
     assert result.front == [] and result.best is None
     assert not (tmp_path / "tune" / "best.yaml").exists()
     assert (tmp_path / "tune" / "pareto.png").is_file()
+    # A line only a trained model can be checked on (size): complete, infeasible, off the front.
+    result = run_tune(
+        recipe, space, out=tmp_path / "size", options=_options(tiny, 1, limits={"size_bytes": 1})
+    )
+    (rec,) = result.records
+    assert (
+        rec.state == "COMPLETE" and rec.feasible is False and rec.violations[0].startswith("size")
+    )
+    assert result.front == [] and result.best is None
 
 
 @pytest.mark.slow
