@@ -413,7 +413,7 @@ printf '%s\t' "$@" >> "$STUB_LOG"
 echo >> "$STUB_LOG"
 for a in "$@"; do
   case "$a" in
-    --loadEngine=*) sleep 0.4 ;;  # "inference": long enough for a few tegrastats lines
+    --loadEngine=*) sleep "${STUB_SLEEP:-0}" ;;  # "inference", for tegrastats to sample
   esac
 done
 for a in "$@"; do
@@ -817,7 +817,7 @@ def test_time_script_logs_tegrastats(tmp_path, stub_trtexec, lines) -> None:
     engine.write_bytes(b"engine")
     proc, _ = stub_trtexec(
         JETSON / "time_engine.sh", str(engine), "1x1x270x480", str(times), path=fake,
-        env={"TEGRA_LOG": str(tmp_path / "tegra_args.txt")},
+        env={"TEGRA_LOG": str(tmp_path / "tegra_args.txt"), "STUB_SLEEP": "0.4"},
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     pid, args = (tmp_path / "tegra_args.txt").read_text().split(" ", 1)
