@@ -465,6 +465,9 @@ class StubTrtexec:
             "STUB_VERSION": version,
             **(env or {}),
         }
+        # The scripts' python3 fallback (sidecar from ONNX metadata) is this interpreter, as in
+        # an activated environment, however pytest was started.
+        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
         if path is not None:  # e.g. a folder with a fake tegrastats
             env["PATH"] = f"{path}{os.pathsep}{env['PATH']}"
         self.log.unlink(missing_ok=True)
