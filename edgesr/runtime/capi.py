@@ -21,7 +21,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -301,12 +301,44 @@ def _ptr(array: np.ndarray, ctype: Any) -> Any:
     return array.ctypes.data_as(ctypes.POINTER(ctype))
 
 
-class CModel:
+class _Owned:
+    """A C handle this object owns: ``close()`` (or ``with``) releases it once."""
+
+    _destroy_fn = ""  # the library's destroy call for this handle
+    _handle: Any = None
+    clib: CLibrary
+
+    def close(self) -> None:
+        """Release the handle (safe to call twice)."""
+        if self._handle:
+            getattr(self.clib.lib, self._destroy_fn)(self._handle)
+            self._handle = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __del__(self) -> None:  # a safety net; call close() or use `with`
+        with contextlib.suppress(Exception):
+            self.close()
+
+    @property
+    def handle(self) -> Any:
+        if not self._handle:
+            raise EdgesrError(f"this {type(self).__name__} is closed")
+        return self._handle
+
+
+class CModel(_Owned):
     """One esr_model: weights, session and thread pool, shared by any number of streams.
 
     Safe to share between threads (create streams from any thread); the C model lives until
-    this object and all its streams are closed.
+    this object and all its streams are closed (``close()`` drops this reference only).
     """
+
+    _destroy_fn = "esr_model_destroy"
 
     def __init__(
         self,
@@ -379,32 +411,11 @@ class CModel:
         """A new stream of this model (its own buffers; one thread at a time)."""
         return CStream(self)
 
-    # -- lifetime ---------------------------------------------------------------------------
-    def close(self) -> None:
-        """Drop this reference; streams already made keep the C model alive."""
-        if self._handle:
-            self.clib.lib.esr_model_destroy(self._handle)
-            self._handle = None
 
-    def __enter__(self) -> CModel:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    def __del__(self) -> None:  # a safety net; call close() or use `with`
-        with contextlib.suppress(Exception):
-            self.close()
-
-    @property
-    def handle(self) -> Any:
-        if not self._handle:
-            raise EdgesrError("this CModel is closed")
-        return self._handle
-
-
-class CStream:
+class CStream(_Owned):
     """One esr_stream of a :class:`CModel`: one camera's buffers. One thread at a time."""
+
+    _destroy_fn = "esr_stream_destroy"
 
     def __init__(self, model: CModel) -> None:
         self._handle: Any = None
@@ -416,28 +427,6 @@ class CStream:
             "esr_stream_create",
         )
         self._handle = handle
-
-    # -- lifetime ---------------------------------------------------------------------------
-    def close(self) -> None:
-        if self._handle:
-            self.clib.lib.esr_stream_destroy(self._handle)
-            self._handle = None
-
-    def __enter__(self) -> CStream:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    def __del__(self) -> None:  # a safety net; call close() or use `with`
-        with contextlib.suppress(Exception):
-            self.close()
-
-    @property
-    def handle(self) -> Any:
-        if not self._handle:
-            raise EdgesrError("this CStream is closed")
-        return self._handle
 
     @property
     def num_channels(self) -> int:
