@@ -2,7 +2,9 @@
 ``.yuv`` (I420 / yuv420p) -> ``.yuv``, ``.y4m`` -> ``.y4m``.
 
 Each frame's Y plane goes through the net and its chroma is resized (``Upscaler.upscale_nv12``);
-nothing is converted to RGB. ``.nv12`` and ``.yuv`` carry no header, so their size comes from
+nothing is converted to RGB. With ``--backend c`` and a Y model the planes, as read, go to
+libedgesr in one call per frame and its planes are written as they come (see
+:mod:`edgesr.upscale.stream`); a frame size that model refuses is an error before any output. ``.nv12`` and ``.yuv`` carry no header, so their size comes from
 ``--size WxH``; ``.y4m`` (YUV4MPEG2) has it in its header.
 """
 
@@ -21,6 +23,7 @@ from edgesr.upscale.stream import (
     NV12Path,
     Progress,
     StreamStats,
+    YuvFrame,
     run_pipeline,
     summary_line,
 )
@@ -91,25 +94,15 @@ def read_y4m_header(f: BinaryIO, src: Path) -> Y4mHeader:
     return Y4mHeader(w, h, tags)
 
 
-def _planes(buf: np.ndarray, w: int, h: int, layout: str) -> tuple[np.ndarray, np.ndarray]:
-    """One frame's bytes -> Y (HxW) and interleaved UV (H/2 x W/2 x 2)."""
+def _frame(buf: np.ndarray, w: int, h: int, layout: str) -> YuvFrame:
+    """One frame's bytes -> its planes (views of ``buf``) in the file's layout."""
     y = buf[: w * h].reshape(h, w)
     if layout == "nv12":
-        return y, buf[w * h :].reshape(h // 2, w // 2, 2)
+        return YuvFrame("nv12", [y, buf[w * h :].reshape(h // 2, w // 2, 2)])
     q = (w // 2) * (h // 2)
     u = buf[w * h : w * h + q].reshape(h // 2, w // 2)
     v = buf[w * h + q :].reshape(h // 2, w // 2)
-    return y, np.stack((u, v), axis=-1)
-
-
-def _frame_bytes(y: np.ndarray, uv: np.ndarray, layout: str) -> list[Any]:
-    if layout == "nv12":
-        return [np.ascontiguousarray(y), np.ascontiguousarray(uv)]
-    return [
-        np.ascontiguousarray(y),
-        np.ascontiguousarray(uv[..., 0]),
-        np.ascontiguousarray(uv[..., 1]),
-    ]
+    return YuvFrame("i420", [y, u, v])
 
 
 def upscale_raw(
@@ -154,6 +147,8 @@ def upscale_raw(
             w, h = parse_size(size)
             _check_even(w, h, f"--size {w}x{h}")
             layout = kind
+        nv12 = NV12Path(upscaler)
+        nv12.check_size(w, h, model=str(getattr(upscaler, "name", "")))
         frame_size = w * h * 3 // 2
         count = _count_frames(src, f, w, h, frame_size, kind)
         state = {"short": None}
@@ -178,13 +173,12 @@ def upscale_raw(
                         state["short"] = (n, buf.size)
                     return
                 n += 1
-                yield nv12.prepare(*_planes(buf, w, h, layout))
+                yield nv12.prepare_yuv(_frame(buf, w, h, layout))
 
-        nv12 = NV12Path(upscaler)
         stats = StreamStats()
         progress = Progress(total=total)
 
-        def process(item: tuple[Any, ...]) -> tuple[np.ndarray, np.ndarray]:
+        def process(item: Any) -> Any:
             result, seconds = nv12.run(item)
             stats.add_latency(seconds)
             return result
@@ -194,12 +188,12 @@ def upscale_raw(
                 if header is not None:
                     o.write(header.line(w * s, h * s))
 
-                def sink(planes: tuple[np.ndarray, np.ndarray]) -> None:
-                    planes = nv12.finish(planes)
+                def sink(planes: Any) -> None:
+                    frame = nv12.finish(planes)
                     if header is not None:
                         o.write(b"FRAME\n")
-                    for part in _frame_bytes(*planes, layout):
-                        o.write(part.data)
+                    for part in frame.layout(layout):
+                        o.write(np.ascontiguousarray(part).data)
                     stats.add_frame()
                     progress.update()
 

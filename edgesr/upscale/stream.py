@@ -7,6 +7,24 @@ by small bounded queues. ONNX Runtime, PyTorch, libedgesr (ctypes) and FFmpeg re
 while they work, so with enough cores a frame's decode and encode hide behind the next frame's
 inference and throughput approaches 1 / model latency. Inference stays on the calling thread so
 Ctrl-C (delivered to the main thread) stops it at once.
+
+4:2:0 frames (raw ``.nv12``/``.yuv``/``.y4m`` files, decoded video) travel as a :class:`YuvFrame`.
+With ``--backend c`` and a Y model each untiled frame's planes, with their own pitches, go to
+libedgesr's ``esr_upscale_image`` in one call (:meth:`CStream.upscale_yuv`): the net on Y and the
+chroma upsampling both run in C and nothing is converted or resized in Python. The output is
+byte-identical to ``upscale_yuv`` (and to ``deploy/runtime``'s ``edgesr_upscale`` example, BT.601
+limited range: Y reaches the net as stored, as on the Python path) on the same planes. How it
+differs from the Python path (other backends), measured on the embedded coffee photo as NV12
+(600x400 -> 2400x1600, ESPCN x4; ``tests/test_upscale_c.py`` holds these bounds):
+
+* Y: the same net output, rounded in double where the Python path rounds in float32, so a value
+  whose float32 product with 255 is exactly x.5 goes down instead of up: 1 level on 12 of the
+  3.84 M pixels.
+* U/V: libedgesr's integer bilinear upsampling where the Python path resizes bicubically
+  (OpenCV): max 9, mean 0.33 levels of 255 (the rocket photo: max 18, mean 0.27), near edges.
+
+Frames the Upscaler would tile (over ``AUTO_TILE_PIXELS``, or ``--tile``) and RGB models keep
+the Python path.
 """
 
 from __future__ import annotations
@@ -19,7 +37,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -33,6 +51,7 @@ __all__ = [
     "StreamStats",
     "check_display",
     "NV12Path",
+    "YuvFrame",
     "run_pipeline",
     "timed",
 ]
@@ -130,14 +149,36 @@ def timed(upscaler: Any, fn: Callable[..., Any], *args: Any) -> tuple[Any, float
     return out, wall
 
 
+class YuvFrame(NamedTuple):
+    """One 4:2:0 frame's planes as stored: ``"nv12"`` [Y (HxW), UV (H/2 x W/2 x 2)] or ``"i420"``
+    [Y, U, V (H/2 x W/2 each)]. Planes may be strided views (padded rows, separate buffers)."""
+
+    fmt: str
+    planes: list[np.ndarray]
+
+    def nv12(self) -> tuple[np.ndarray, np.ndarray]:
+        """Y and interleaved UV (H/2 x W/2 x 2); I420 chroma is interleaved (a copy)."""
+        if self.fmt == "nv12":
+            return self.planes[0], self.planes[1]
+        return self.planes[0], np.stack((self.planes[1], self.planes[2]), axis=-1)
+
+    def layout(self, fmt: str) -> list[np.ndarray]:
+        """The planes in layout ``fmt`` (the same arrays where it is already ``fmt``)."""
+        if fmt == self.fmt:
+            return list(self.planes)
+        y, uv = self.nv12()
+        return [y, uv] if fmt == "nv12" else [y, uv[..., 0], uv[..., 1]]
+
+
 class NV12Path:
     """How a stream runs NV12 frames through an Upscaler, split over the pipeline's threads.
 
     For a Y model, :meth:`Upscaler.upscale_nv12` is the net on Y plus a resize of UV; here the
     chroma resize runs on the reader thread (:meth:`prepare`) and only the net on the inference
-    thread (:meth:`run`), with the same bytes as a result. With libedgesr (backend ``c``) the
-    strided Y plane goes straight into ``esr_upscale_y_u8`` (the stream fast path: no float
-    conversion or copy in Python); tiled frames take the Upscaler's own path. RGB models, and
+    thread (:meth:`run`), with the same bytes as a result. With libedgesr (backend ``c``) a
+    whole frame from :meth:`prepare_yuv` goes to ``esr_upscale_image`` as it is (the module
+    docstring says what that gives); planes given to :meth:`prepare` send only the strided Y
+    plane to ``esr_upscale_y_u8``. Tiled frames take the Upscaler's own path. RGB models, and
     frames the Upscaler would refuse (odd sizes), go through ``upscale_nv12`` whole.
     """
 
@@ -147,8 +188,43 @@ class NV12Path:
             hasattr(upscaler, name) for name in ("upscale_y", "_resize", "tile_for")
         )
         engine = getattr(getattr(upscaler, "runner", None), "engine", None)
-        self.engine = engine if self.split and hasattr(engine, "upscale_y_u8") else None
+        self.engine: Any = engine if self.split and hasattr(engine, "upscale_y_u8") else None
         self.fast = self.engine is not None
+        # libedgesr takes whole 4:2:0 frames: planes in, planes out, chroma upsampled in C.
+        self.c_planes = self.fast and hasattr(engine, "upscale_yuv")
+
+    def uses_c_planes(self, width: int, height: int) -> bool:
+        """Whether a ``width`` x ``height`` frame goes to libedgesr whole (one call, no
+        Python colour work): backend c, a Y model, even sizes and no tiling."""
+        return (
+            self.c_planes
+            and not (width % 2 or height % 2)
+            and self.up.tile_for(height, width) is None
+        )
+
+    def check_size(self, width: int, height: int, *, model: str = "") -> None:
+        """Refuse, before any output is written, a frame size libedgesr's model does not take
+        (a model exported with a fixed input size): a ModelError that says what to do."""
+        if not self.uses_c_planes(width, height):
+            return
+        from edgesr.errors import ModelError
+
+        try:
+            self.engine.prepare(width, height)
+        except ModelError as exc:
+            raise ModelError(
+                f"{model or 'the model'} cannot upscale {width}x{height} frames on libedgesr ({exc}); give "
+                "frames of the size it was exported for, or export it again with `edgesr "
+                "export` (dynamic height and width)."
+            ) from exc
+
+    def prepare_yuv(self, frame: YuvFrame) -> Any:
+        """Reader thread: a frame for :meth:`run`, as stored where libedgesr takes it whole,
+        else as NV12 planes with the chroma resized now (:meth:`prepare`)."""
+        h, w = frame.planes[0].shape[:2]
+        if self.uses_c_planes(w, h) and all(p.dtype == np.uint8 for p in frame.planes):
+            return frame
+        return self.prepare(*frame.nv12())
 
     def prepare(self, y: np.ndarray, uv: np.ndarray) -> tuple[Any, ...]:
         """Reader thread: resize the chroma now where the frame will be split."""
@@ -159,8 +235,12 @@ class NV12Path:
         s = int(self.up.scale)
         return (y, None, np.ascontiguousarray(self.up._resize(uv, (h * s // 2, w * s // 2))))
 
-    def run(self, item: tuple[Any, ...]) -> tuple[tuple[np.ndarray, np.ndarray], float]:
-        """Inference thread: the upscaled (Y, UV) planes and the model's seconds."""
+    def run(self, item: Any) -> tuple[Any, float]:
+        """Inference thread: the upscaled planes (a YuvFrame from libedgesr, else Y and UV,
+        Y maybe float until :meth:`finish`) and the model's seconds."""
+        if isinstance(item, YuvFrame):  # one esr_upscale_image call: planes in, planes out
+            planes, seconds = timed(None, self.engine.upscale_yuv, item.fmt, item.planes)
+            return YuvFrame(item.fmt, planes), seconds
         y, uv, uv_out = item
         if uv_out is None:
             return timed(self.up, self.up.upscale_nv12, y, uv)
@@ -171,15 +251,17 @@ class NV12Path:
         return (y_out, uv_out), seconds
 
     @staticmethod
-    def finish(planes: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    def finish(planes: Any) -> YuvFrame:
         """Writer thread: the u8 planes of what :meth:`run` returned. Rounding a 1080p float
         plane costs about as much as decoding and chroma together; here it overlaps the net."""
+        if isinstance(planes, YuvFrame):
+            return planes
         y, uv = planes
         if y.dtype != np.uint8:
             from edgesr.runtime.upscaler import to_u8
 
             y = to_u8(y)
-        return y, uv
+        return YuvFrame("nv12", [y, uv])
 
 
 class StreamStats:

@@ -4,8 +4,9 @@ Why PyAV (FFmpeg's libraries, in its wheels) and not OpenCV's VideoCapture/Video
 OpenCV's writer cannot carry audio and stamps frames at a fixed rate, so a phone clip would
 lose its sound and its variable frame rate. PyAV remuxes the audio packets untouched, gives
 each decoded frame its pts to hand to the encoder, decodes straight to YUV planes (a Y model
-never sees RGB) and encodes FFV1 (lossless), MPEG-4 part 2 and H.264 (libx264) from the same
-wheel. It is an optional extra (``pip install 'edgesr[video]'``): images, raw YUV and cameras
+never sees RGB; with ``--backend c`` those planes go to libedgesr as they are, see
+:mod:`edgesr.upscale.stream`) and encodes FFV1 (lossless), MPEG-4 part 2 and H.264 (libx264)
+from the same wheel. It is an optional extra (``pip install 'edgesr[video]'``): images, raw YUV and cameras
 do not need it.
 """
 
@@ -25,6 +26,7 @@ from edgesr.upscale.stream import (
     NV12Path,
     Progress,
     StreamStats,
+    YuvFrame,
     check_display,
     nv12_to_bgr,
     run_pipeline,
@@ -150,11 +152,15 @@ class VideoWriter:
         return out
 
     def write_nv12(self, y: np.ndarray, uv: np.ndarray, pts: int | None) -> None:
-        """An upscaled frame as Y (HxW) and UV (H/2 x W/2 x 2) planes, encoded as yuv420p.
-        The planes are copied once, straight into the frame's buffers."""
-        h, w = y.shape
+        """An upscaled frame as Y (HxW) and UV (H/2 x W/2 x 2) planes, encoded as yuv420p."""
+        self.write_yuv(YuvFrame("nv12", [y, uv]), pts)
+
+    def write_yuv(self, yuv: YuvFrame, pts: int | None) -> None:
+        """An upscaled 4:2:0 frame, encoded as yuv420p. The planes are copied once, straight
+        into the frame's buffers."""
+        h, w = yuv.planes[0].shape[:2]
         frame = self.av.VideoFrame(w, h, "yuv420p")
-        for i, plane in enumerate((y, uv[..., 0], uv[..., 1])):
+        for i, plane in enumerate(yuv.layout("i420")):
             p = frame.planes[i]
             view = np.frombuffer(p, np.uint8).reshape(-1, p.line_size)
             view[: plane.shape[0], : plane.shape[1]] = plane
@@ -201,9 +207,10 @@ class VideoWriter:
             self.container.close()
 
 
-def frame_planes(frame: Any) -> tuple[np.ndarray, np.ndarray]:
-    """A decoded frame as NV12 planes: Y (HxW) and UV (H/2 x W/2 x 2), views of the frame's
-    buffers where it already is NV12 (rows keep their padded pitch, as a camera buffer)."""
+def frame_yuv(frame: Any) -> YuvFrame:
+    """A decoded frame as 4:2:0 planes, views of the frame's buffers where it already is NV12
+    or yuv420p (rows keep their padded pitch, as a camera buffer); other formats are converted
+    to NV12 by FFmpeg first."""
     fmt = frame.format.name
     if fmt not in ("nv12", "yuv420p", "yuvj420p"):
         frame = frame.reformat(format="nv12")  # 4:2:2, 4:4:4, 10-bit ...: FFmpeg's swscale
@@ -218,8 +225,13 @@ def frame_planes(frame: Any) -> tuple[np.ndarray, np.ndarray]:
 
     y = plane(0, h, w)
     if fmt == "nv12":
-        return y, plane(1, h // 2, w).reshape(h // 2, w // 2, 2)
-    return y, np.stack((plane(1, h // 2, w // 2), plane(2, h // 2, w // 2)), axis=-1)
+        return YuvFrame("nv12", [y, plane(1, h // 2, w).reshape(h // 2, w // 2, 2)])
+    return YuvFrame("i420", [y, plane(1, h // 2, w // 2), plane(2, h // 2, w // 2)])
+
+
+def frame_planes(frame: Any) -> tuple[np.ndarray, np.ndarray]:
+    """A decoded frame as NV12 planes: Y (HxW) and UV (H/2 x W/2 x 2)."""
+    return frame_yuv(frame).nv12()
 
 
 def _open_input(av: Any, src: Path) -> Any:
@@ -315,8 +327,12 @@ def _run(
                         return
                     state["decoded"] += 1
                     state["last_pts"] = frame.pts
+                    if yuv and state["decoded"] == 1:  # refused sizes fail before any frame
+                        nv12.check_size(
+                            frame.width, frame.height, model=str(getattr(upscaler, "name", ""))
+                        )
                     data = (
-                        nv12.prepare(*frame_planes(frame))
+                        nv12.prepare_yuv(frame_yuv(frame))
                         if yuv
                         else frame.to_ndarray(format="rgb24")
                     )
@@ -354,7 +370,7 @@ def _run(
         if yuv:
             data = nv12.finish(data)
         if writer is None:
-            h, w = data[0].shape if yuv else data.shape[:2]
+            h, w = data.planes[0].shape if yuv else data.shape[:2]
             writer = VideoWriter(
                 tmp,
                 codec=codec,
@@ -368,13 +384,13 @@ def _run(
                 writer.mux_audio(packet)
             pending.clear()
         if yuv:
-            writer.write_nv12(*data, pts)
+            writer.write_yuv(data, pts)
         else:
             writer.write_rgb(data, pts)
         stats.add_frame()
         progress.update()
         if window is not None:
-            window.show_bgr(nv12_to_bgr(*data) if yuv else data[..., ::-1])
+            window.show_bgr(nv12_to_bgr(*data.nv12()) if yuv else data[..., ::-1])
 
     pending: list[Any] = []
     try:
