@@ -192,3 +192,42 @@ def test_python_path_differs_only_within_the_measured_bound(espcn, clib) -> None
     assert dy.max() <= 1 and np.count_nonzero(dy) <= 12
     # Chroma: bilinear vs bicubic, measured max 9 and mean 0.331 levels.
     assert 0 < duv.max() <= 9 and duv.mean() <= 0.34
+
+
+def test_video_frames_go_to_libedgesr_as_decoded(tmp_path: Path, espcn, clib) -> None:
+    """A lossless yuv420p clip: its decoded planes (padded rows) through libedgesr, as the
+    upscaled clip holds them."""
+    av = pytest.importorskip("av", reason="PyAV (pip install 'edgesr[video]') reads video")
+    from edgesr.upscale.video import frame_yuv
+
+    w, h = 72, 40  # 72-wide rows: FFmpeg pads each plane's pitch beyond the frame
+    src = tmp_path / "clip.mkv"
+    with av.open(str(src), "w") as container:
+        stream = container.add_stream("ffv1", rate=25)
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        for name in ("coffee", "rocket", "coffee"):
+            y, uv = photo_yuv(name, w, h)
+            frame = av.VideoFrame.from_ndarray(
+                np.concatenate([y.ravel(), uv[..., 0].ravel(), uv[..., 1].ravel()]).reshape(-1, w),
+                format="yuv420p",
+            )
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    out = tmp_path / "clip_x4.mkv"
+    assert cli(str(src), "--out", str(out), "--model", str(espcn), "--backend", "c") == 0
+
+    def decoded(path: Path) -> list[list[np.ndarray]]:
+        with av.open(str(path)) as container:
+            frames = [frame_yuv(f) for f in container.decode(video=0)]
+            assert all(f.fmt == "i420" and f.planes[0].strides[0] > w for f in frames)
+            return [[np.array(p) for p in f.planes] for f in frames]
+
+    with capi.CEngine(espcn, threads=2, library=clib) as engine:
+        expected = [engine.upscale_yuv("i420", planes) for planes in decoded(src)]
+    got = decoded(out)
+    assert len(got) == len(expected) == 3
+    for g, e in zip(got, expected, strict=True):
+        for a, b in zip(g, e, strict=True):
+            np.testing.assert_array_equal(a, b)
