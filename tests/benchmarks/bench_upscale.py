@@ -12,12 +12,20 @@ mp4: H.264 ultrafast, y4m: the same frames as raw YUV in and out, i.e. the pipel
 codec at all) the table gives:
 
 * model ms alone: the per-frame model call of the stream (the net on a 270x480 Y plane, through
-  the Upscaler, or libedgesr's ``esr_upscale_y_u8`` for backend c) with nothing else running,
-  median of 30;
+  the Upscaler, or for backend c libedgesr's ``esr_upscale_image`` on the frame's planes, net
+  and chroma) with nothing else running, median of 30;
 * model ms in stream: the same model's mean per-frame time inside the video run;
 * e2e fps: frames / wall time of the whole `upscale_video` call (decode, model, encode);
 * ratio: e2e fps x model ms alone / 1000, i.e. e2e fps as a fraction of 1 / model latency
   (1.0: decoding and encoding are completely hidden behind the model).
+
+With backend c a second table compares, per 4:2:0 frame of the clip, the stream's whole work
+(reader + inference + writer stages of ``NV12Path``, run back to back) on three paths: ``c
+planes`` (the frame's planes to libedgesr's ``esr_upscale_image`` in one call, what ``upscale
+--backend c`` runs), ``c Y + py chroma`` (Y through ``esr_upscale_y_u8``, chroma resized by
+OpenCV in Python: backend c before the planes path) and ``ort nv12`` (the Python NV12 path of
+the other backends, ONNX Runtime from Python). One process, the order rotating every group of
+frames; each ratio is the median of the per-group ratios, measured in that one run.
 
 Each row runs in its own process (an ORT session's idle threads spin and would slow the
 next row down; see bench_latency.py). The 1-minute load average before and after each row is
@@ -97,16 +105,16 @@ def _child(args: argparse.Namespace) -> int:
     up = open_upscaler(backend=args.backend, threads=args.threads, **kind)
     load_before = _load()
     # The model alone: what the stream's inference thread runs per frame (NV12Path.run: the
-    # Upscaler's net on Y, or libedgesr's esr_upscale_y_u8 for backend c), on a clip frame.
+    # Upscaler's net on Y, or libedgesr's esr_upscale_image on the planes for backend c).
     import av
 
-    from edgesr.upscale.stream import NV12Path
-    from edgesr.upscale.video import frame_planes
+    from edgesr.upscale.stream import NV12Path, YuvFrame
+    from edgesr.upscale.video import frame_yuv
 
     with av.open(str(args.clip)) as c:
-        frame = next(c.decode(video=0))
+        frame = frame_yuv(next(c.decode(video=0)))
         path = NV12Path(up)
-        item = path.prepare(*(np.ascontiguousarray(p) for p in frame_planes(frame)))
+        item = path.prepare_yuv(YuvFrame(frame.fmt, [np.array(p) for p in frame.planes]))
     times = [path.run(item)[1] for _ in range(35)][5:]
     alone_ms = statistics.median(times) * 1000
     if args.dst.suffix == ".y4m":
@@ -131,6 +139,66 @@ def _child(args: argparse.Namespace) -> int:
     return 0
 
 
+PLANE_PATHS = ("c planes", "c Y + py chroma", "ort nv12")
+
+
+def _planes_child(args: argparse.Namespace) -> int:
+    """The plane-path comparison (see the module docstring); prints one JSON line."""
+    import av
+
+    from edgesr.upscale.engine import open_upscaler
+    from edgesr.upscale.stream import NV12Path, YuvFrame
+    from edgesr.upscale.video import frame_yuv
+
+    with av.open(str(args.clip)) as c:
+        frames = [
+            YuvFrame(f.fmt, [np.array(p) for p in f.planes])
+            for f in (frame_yuv(x) for x in c.decode(video=0))
+        ]
+    ups = {
+        "c": open_upscaler(model=args.model, backend="c", threads=args.threads),
+        "ort": open_upscaler(model=args.model, backend="onnxruntime", threads=args.threads),
+    }
+    paths = {"c": NV12Path(ups["c"]), "ort": NV12Path(ups["ort"])}
+    assert paths["c"].c_planes and not paths["ort"].c_planes
+
+    def one(name: str, frame: YuvFrame) -> float:
+        path = paths["ort" if name == "ort nv12" else "c"]
+        start = time.perf_counter()
+        if name == "c planes":
+            item = path.prepare_yuv(frame)
+            assert isinstance(item, YuvFrame)
+        else:
+            item = path.prepare(*frame.nv12())
+        path.finish(path.run(item)[0])
+        return time.perf_counter() - start
+
+    for name in PLANE_PATHS:  # warm-up: first-frame allocations, ORT's first runs
+        for frame in frames[:2]:
+            one(name, frame)
+    load_before = _load()
+    times: dict[str, list[float]] = {name: [] for name in PLANE_PATHS}
+    group = 3
+    for g in range(args.groups):
+        order = PLANE_PATHS[g % 3 :] + PLANE_PATHS[: g % 3]
+        chunk = [frames[(g * group + i) % len(frames)] for i in range(group)]
+        for name in order:
+            times[name].append(sum(one(name, f) for f in chunk) / group)
+    for up in ups.values():
+        up.close()
+    base = times["c planes"]
+    rows = [
+        {
+            "path": name,
+            "frame_ms": statistics.median(times[name]) * 1000,
+            "vs_c_planes": statistics.median(t / b for t, b in zip(times[name], base, strict=True)),
+        }
+        for name in PLANE_PATHS
+    ]
+    print(json.dumps({"planes": rows, "load_before": load_before, "load_after": _load()}))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -142,8 +210,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--ext", default="mkv,mp4,y4m", help="outputs: mkv (FFV1), mp4 (H.264), y4m (raw in/out)"
     )
+    parser.add_argument(
+        "--groups", type=int, default=15, help="groups of 3 frames in the plane-path comparison"
+    )
     parser.add_argument("--json", type=Path)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--planes-child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--backend", help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
     parser.add_argument("--clip", type=Path, help=argparse.SUPPRESS)
@@ -151,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.child:
         return _child(args)
+    if args.planes_child:
+        return _planes_child(args)
     if args.json and args.json.exists():
         print(f"error: {args.json} exists; choose another --json path", file=sys.stderr)
         return 5
@@ -195,6 +269,16 @@ def main(argv: list[str] | None = None) -> int:
                     row.update(json.loads(done.stdout.splitlines()[-1]))
                     rows.append(row)
                     print(_fmt(row), flush=True)
+        planes = None
+        if "c" in backends:
+            cmd = [sys.executable, __file__, "--planes-child", "--model", str(fp32_onnx)]
+            cmd += ["--threads", str(args.threads), "--clip", str(clip)]
+            cmd += ["--groups", str(args.groups)]
+            done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            if done.returncode:
+                print(f"error: the plane-path comparison failed:\n{done.stderr}", file=sys.stderr)
+                return 1
+            planes = json.loads(done.stdout.splitlines()[-1])
     print(
         f"\nESPCN x4, {LR_W}x{LR_H} -> {LR_W * SCALE}x{LR_H * SCALE}, {args.frames} frames, "
         f"{args.threads} threads, {os.cpu_count()} CPUs ({time.perf_counter() - t0:.0f} s)"
@@ -202,6 +286,15 @@ def main(argv: list[str] | None = None) -> int:
     print(_HEADER)
     for row in rows:
         print(_fmt(row))
+    if planes is not None:
+        print(
+            f"\nper 4:2:0 frame, the stream's three stages back to back, ESPCN x4 FP32, "
+            f"{args.groups} groups of 3 frames (load {planes['load_before']:.1f}-"
+            f"{planes['load_after']:.1f})"
+        )
+        print(f"{'path':<18}{'ms/frame':>10}{'x c planes':>12}")
+        for p in planes["planes"]:
+            print(f"{p['path']:<18}{p['frame_ms']:10.2f}{p['vs_c_planes']:12.3f}")
     for note in notes:
         print(f"note: {note}")
     if args.json:
@@ -212,6 +305,7 @@ def main(argv: list[str] | None = None) -> int:
             "threads": args.threads,
             "cpus": os.cpu_count(),
             "rows": rows,
+            "plane_paths": planes,
             "notes": notes,
         }
         args.json.write_text(json.dumps(payload, indent=2) + "\n")
