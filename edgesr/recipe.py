@@ -214,7 +214,8 @@ class GanSpec:
     """``gan``: after the pixel-loss run (``train.*``), adversarial fine-tuning of the same net.
 
     G loss = pixel_weight * pixel + perceptual_weight * VGG19 features (L1)
-    + adversarial_weight * relativistic-average GAN; D loss = relativistic-average GAN. The
+    + adversarial_weight * relativistic-average GAN + phase_weight * phase consistency;
+    D loss = relativistic-average GAN. The
     exported net is an EMA of G. Absent (null) in a recipe: plain pixel-loss training.
     """
 
@@ -232,6 +233,10 @@ class GanSpec:
     perceptual_layers: tuple[str, ...] = ("conv1_2", "conv2_2", "conv3_4", "conv4_4", "conv5_4")
     perceptual_layer_weights: tuple[float, ...] = (0.1, 0.1, 1.0, 1.0, 1.0)
     adversarial_weight: float = 0.1
+    # The phase-consistency loss (edgesr.train.losses.phase_loss): without it the perceptual
+    # and adversarial terms each grow a fixed grid at the upsampling period (srgan_lite_x4:
+    # 12 -> 25 dB periodic_grid_db on the embedded photos in 100 steps; 10 keeps it at 12).
+    phase_weight: float = 10.0
     # "unet" (per-pixel logits) or "vgg" (per-8x8-patch logits, cheaper); see edgesr.archs.
     discriminator: str = "unet"
     disc_params: Mapping[str, Any] = field(default_factory=dict)

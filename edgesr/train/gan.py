@@ -11,8 +11,9 @@ the pixel-loss loop for phase 1 (this module does not import that loop). Run dir
       train_summary.json                     both phases
 
 Phase 2 starts G from phase 1's weights and D from scratch. Each step updates G on
-``pixel_weight * pixel + perceptual_weight * VGG19 + adversarial_weight * RaGAN`` with D
-frozen, then the EMA copy of G, then D on the RaGAN loss of real vs detached fake patches.
+``pixel_weight * pixel + perceptual_weight * VGG19 + adversarial_weight * RaGAN +
+phase_weight * phase consistency`` (against the upsampling grid) with D frozen, then the
+EMA copy of G, then D on the RaGAN loss of real vs detached fake patches.
 Checkpoints hold G, D (with its spectral-norm vectors), the EMA, both Adam states and the
 sampler, so ``--resume`` continues whichever phase was interrupted, bit-identically on CPU.
 
@@ -44,6 +45,7 @@ from edgesr.train.checkpoint import latest_checkpoint
 from edgesr.train.losses import (
     VGG19_ENV,
     PerceptualLoss,
+    phase_loss,
     pixel_loss,
     ragan_d_loss,
     ragan_g_loss,
@@ -260,6 +262,7 @@ def train_gan(
                     perceptual,
                     lr_batch.to(device, non_blocking=True),
                     hr_batch.to(device, non_blocking=True),
+                    recipe.model.scale,
                 )
                 if not all(math.isfinite(v) for v in values.values()):
                     raise EdgesrError(
@@ -361,10 +364,12 @@ def _gan_step(
     perceptual: PerceptualLoss | None,
     lr: torch.Tensor,
     hr: torch.Tensor,
+    period: int,
 ) -> dict[str, float]:
     """One G update (D frozen), the EMA update, one D update; returns the step's numbers.
 
-    ``d_train`` is ``d`` itself or its data-parallel wrapper, used for D's own update only.
+    ``d_train`` is ``d`` itself or its data-parallel wrapper, used for D's own update only;
+    ``period`` is the generator's upscaling factor (the phase loss's period).
     """
     d.requires_grad_(False)  # G's step must not leave gradients in D
     sr = g(lr)
@@ -373,8 +378,12 @@ def _gan_step(
     with torch.no_grad():
         real_ref = d(hr)
     l_adv = ragan_g_loss(real_ref, d(sr))
+    l_phase = phase_loss(sr, hr, period) if gan.phase_weight else sr.new_zeros(())
     loss_g = (
-        gan.pixel_weight * l_pix + gan.perceptual_weight * l_per + gan.adversarial_weight * l_adv
+        gan.pixel_weight * l_pix
+        + gan.perceptual_weight * l_per
+        + gan.adversarial_weight * l_adv
+        + gan.phase_weight * l_phase
     )
     opt_g.zero_grad(set_to_none=True)
     loss_g.backward()
@@ -393,6 +402,7 @@ def _gan_step(
         "pixel": float(l_pix.detach()),
         "perceptual": float(l_per.detach()),
         "adv_g": float(l_adv.detach()),
+        "phase": float(l_phase.detach()),
         "d": float(loss_d.detach()),
         "d_real": float(real_logits.detach().mean()),
         "d_fake": float(fake_logits.detach().mean()),

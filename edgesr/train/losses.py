@@ -41,6 +41,25 @@ def pixel_loss(name: str, sr: Tensor, hr: Tensor) -> Tensor:
     raise ConfigError(f"unknown loss '{name}'; use l1, mse or charbonnier.")
 
 
+def phase_loss(sr: Tensor, hr: Tensor, period: int) -> Tensor:
+    """How much ``sr - hr`` repeats with the upsampler's period: mean |per-phase mean error|.
+
+    A PixelShuffle-by-``period`` generator computes each output pixel with one of ``period``**2
+    filter phases. Under perceptual and adversarial losses it finds a cheap way to add
+    "texture": a fixed pattern that repeats every ``period`` pixels (the grid of GAN-trained
+    compact nets). Averaged over a patch, the error of each phase (pixel position modulo
+    ``period``) is near zero for a natural texture, but equals the pattern for a grid. This
+    takes those ``period``**2 means per image and channel, removes their common mean (a global
+    offset is the pixel loss's business) and returns the mean magnitude; (N, C, H, W) inputs,
+    cropped to whole periods.
+    """
+    h, w = (n // period * period for n in sr.shape[-2:])
+    e = (sr - hr)[..., :h, :w]
+    n, c = e.shape[:2]
+    phases = e.reshape(n, c, h // period, period, w // period, period).mean(dim=(2, 4))
+    return (phases - phases.mean(dim=(2, 3), keepdim=True)).abs().mean()
+
+
 def ragan_d_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
     """Relativistic-average discriminator loss (ESRGAN, Wang et al. 2018).
 
