@@ -1,8 +1,9 @@
 """Time-to-quality of a training schedule: minutes on this machine until Set5 reaches a target.
 
-    python tests/benchmarks/bench_time_to_quality.py --out runs/ttq_fast --json ttq_fast.json \\
-        [--recipe espcn_x4] [--data ../shared/data/train] [--set train.steps=12000 ...] \\
-        [--threads 2] [--target 30.51] [--stop-after-min 2] [--every 2000]
+    python tests/benchmarks/bench_time_to_quality.py --out runs/ttq --json ttq.json --every 8000 \\
+        --set data.batch_size=16 --set train.steps=64000 --set train.mse_finetune_steps=6000 \\
+        [--recipe espcn_x4] [--data ../shared/data/train] [--threads 2] [--target 30.51] \\
+        [--stop-after-min 2.5] [--eval-only]
 
 Runs ``edgesr train`` (the real CLI, in its own process) with the recipe and ``--set``
 overrides, keeping every checkpoint; afterwards scores each checkpoint on Set5 and Set14 (the
