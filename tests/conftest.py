@@ -148,3 +148,25 @@ def grey_levels(a, b) -> float:
         return np.round(np.clip(v, 0, 1) * 255)
 
     return float(np.abs(u8(a) - u8(b)).max())
+
+
+@pytest.fixture(scope="session")
+def clib():
+    """libedgesr loaded through ctypes: the built library, else built now, else a skip."""
+    import shutil
+
+    from edgesr.errors import DependencyError
+    from edgesr.runtime import capi
+
+    path = capi.find_library()
+    if path is None:
+        if shutil.which("cmake") is None or shutil.which("cc") is None:
+            pytest.skip(
+                "libedgesr is not built and cmake/cc are missing; build it with "
+                "`bash deploy/runtime/build.sh` (Debian: apt-get install cmake build-essential)"
+            )
+        try:
+            path = capi.build_library()
+        except DependencyError as exc:
+            pytest.skip(f"cannot build libedgesr here: {exc}")
+    return capi.load_library(path)

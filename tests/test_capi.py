@@ -7,33 +7,16 @@ a C toolchain these tests skip and say why. Models are exported in a fixture the
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from edgesr.errors import DataError, DependencyError, ModelError
+from edgesr.errors import DataError, ModelError
 
 capi = pytest.importorskip("edgesr.runtime.capi")
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-
-
-@pytest.fixture(scope="module")
-def clib():
-    path = capi.find_library()
-    if path is None:
-        if shutil.which("cmake") is None or shutil.which("cc") is None:
-            pytest.skip(
-                "libedgesr is not built and cmake/cc are missing; build it with "
-                "`bash deploy/runtime/build.sh` (Debian: apt-get install cmake build-essential)"
-            )
-        try:
-            path = capi.build_library()
-        except DependencyError as exc:
-            pytest.skip(f"cannot build libedgesr here: {exc}")
-    return capi.load_library(path)
 
 
 # -- models ------------------------------------------------------------------------------------

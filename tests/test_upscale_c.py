@@ -4,36 +4,17 @@ library (skipped, with the reason, where it cannot be built) and its C example p
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from edgesr.errors import DependencyError
-
 capi = pytest.importorskip("edgesr.runtime.capi")
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 W, H = 64, 48  # LR frames for the byte-for-byte checks: small, so each test takes a second
-
-
-@pytest.fixture(scope="module")
-def clib():
-    path = capi.find_library()
-    if path is None:
-        if shutil.which("cmake") is None or shutil.which("cc") is None:
-            pytest.skip(
-                "libedgesr is not built and cmake/cc are missing; build it with "
-                "`bash deploy/runtime/build.sh` (Debian: apt-get install cmake build-essential)"
-            )
-        try:
-            path = capi.build_library()
-        except DependencyError as exc:
-            pytest.skip(f"cannot build libedgesr here: {exc}")
-    return capi.load_library(path)
 
 
 @pytest.fixture(scope="module")
