@@ -185,6 +185,12 @@ class CompressSpec:
     # without VNNI, so every CPU computes the same (QAT wins the bit back). 8: finer, but only
     # for models that will run on VNNI/AMX x86 or ARM alone; on AVX2-only x86 they clip.
     ort_weight_bits: Literal[7, 8] = 7
+    # The first conv of the ORT-CPU model, which sees the image and costs most of its INT8 loss
+    # (ESPCN x4, tuning photos, after QAT: float first conv -0.04 dB, all 7-bit -0.13):
+    # "7bit-input": the image on a 7-bit grid (u8 values 0-127) x 8-bit weights, exact on every
+    # CPU, same speed (-0.10); "7bit-weights": the 8-bit image x 7-bit weights; "float": kept
+    # float (ORT then runs it unfused: 1.65x instead of 2.4x FP32 speed).
+    ort_first_conv: Literal["7bit-input", "7bit-weights", "float"] = "7bit-input"
     # INT8 models to make: "onnxruntime-cpu" (int8-ort) and/or "tensorrt" (int8-qdq); each
     # costs its own PTQ + QAT.
     int8_targets: tuple[Literal["onnxruntime-cpu", "tensorrt"], ...] = (

@@ -22,7 +22,7 @@ from onnx import numpy_helper  # noqa: E402
 from edgesr.archs import ESPCN  # noqa: E402
 from edgesr.compress import nncf_int8, ort_int8  # noqa: E402
 from edgesr.compress.calibration import load_calibration  # noqa: E402
-from edgesr.errors import DataError, ModelError  # noqa: E402
+from edgesr.errors import ConfigError, DataError, ModelError  # noqa: E402
 from edgesr.export import onnx_passes  # noqa: E402
 from edgesr.runtime.runners import ort_session_options  # noqa: E402
 from edgesr.runtime.saturation import int8_saturation  # noqa: E402
@@ -261,6 +261,50 @@ def test_nncf_ranges_and_weights_carry_into_the_ort_model(
     reference = int8_paths.reference(out, real_image)
     assert grey_levels(int8_paths.fused(out, real_image), reference) <= 1
     assert grey_levels(int8_paths.no_vnni(out, real_image), reference) <= 1
+
+
+def test_a_7_bit_image_grid_carries_8_bit_first_conv_weights_portably(
+    fp32, calib, real_image, tmp_path, int8_paths
+):
+    """input_bits=7 + 8-bit first conv: the ORT model keeps both grids, computes what NNCF
+    computes, and is exact on a CPU without VNNI (the image cannot reach 255)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        q = nncf_int8.ptq_nncf(
+            fp32, calib, weight_bits=7, layer_weight_bits={"conv1": 8}, input_bits=7
+        )
+    bits = {p: int(w.num_bits) for p, w in nncf_int8.weight_quantizers(q).items()}
+    assert bits == {"conv1": 8, "conv2": 7, "conv3": 7}
+    out = ort_int8.qat_to_ort_int8(q, tmp_path / "u7.onnx", calib)
+    meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert meta["edgesr.int8_input_levels"] == "127" and meta["edgesr.int8_portable"] == "true"
+    report = int8_saturation(out)
+    assert report.free and report.worst_pair > 128 and list(report.limits.values()) == [258]
+    with torch.no_grad():
+        ref = np.round(np.clip(q(torch.from_numpy(real_image)).numpy(), 0, 1) * 255)
+    got = np.round(np.clip(_run(out, real_image), 0, 1) * 255)
+    assert np.abs(got - ref).max() <= 1 and np.mean(got != ref) < 0.03
+    reference = int8_paths.reference(out, real_image)
+    assert grey_levels(int8_paths.no_vnni(out, real_image, session="plain"), reference) <= 1
+    # 8-bit weights behind the full 8-bit image grid are refused for the portable model.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        q8 = nncf_int8.ptq_nncf(fp32, calib, weight_bits=7, layer_weight_bits={"conv1": 8})
+    with pytest.raises(ModelError, match="input_bits=7"):
+        ort_int8.qat_to_ort_int8(q8, tmp_path / "u8.onnx", calib)
+    assert not (tmp_path / "u8.onnx").exists()
+    with pytest.raises(ConfigError, match="layer_weight_bits"):
+        nncf_int8.ptq_nncf(fp32, calib, layer_weight_bits={"conv1": 6})
+
+
+def test_a_7_bit_input_grid_only_where_the_input_feeds_the_first_conv_alone():
+    from edgesr.archs import AnchorNet
+
+    assert nncf_int8.input_feeds_only(ESPCN(scale=2), "conv1")
+    assert not nncf_int8.input_feeds_only(ESPCN(scale=2), "conv2")
+    anchor = AnchorNet(scale=2)
+    first = nncf_int8.conv_layers(anchor)[0]
+    assert not nncf_int8.input_feeds_only(anchor, first)  # the anchor reads the image too
 
 
 def test_8bit_weights_are_refused_for_the_portable_ort_model(qmodel, calib, tmp_path):

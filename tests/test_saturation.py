@@ -13,16 +13,18 @@ from edgesr.runtime.saturation import PAIR_LIMIT, int8_saturation
 C, K = 3, 3  # an RGB "x1" net: K*K*C = 27 products per output pixel
 
 
-def _conv_model(weights: np.ndarray, *, float_weights: bool = False) -> onnx.ModelProto:
-    """u8 input (scale 1/255) -> s8 per-channel weights -> conv -> u8 output (scale 1/255).
+def _conv_model(
+    weights: np.ndarray, *, float_weights: bool = False, input_levels: int = 255
+) -> onnx.ModelProto:
+    """u8 input (scale 1/input_levels) -> s8 per-channel weights -> conv -> u8 output (1/255).
 
     The weight scale makes an all-white input give output 1.0 per channel when no pair clips.
     """
     out_ch = weights.shape[0]
     w_scale = 1.0 / np.maximum(np.abs(weights.reshape(out_ch, -1).astype(np.float64)).sum(1), 1)
     nodes = [
-        helper.make_node("QuantizeLinear", ["x", "s_in", "z_in"], ["xq"]),
-        helper.make_node("DequantizeLinear", ["xq", "s_in", "z_in"], ["xd"]),
+        helper.make_node("QuantizeLinear", ["x", "s_x", "z_in"], ["xq"]),
+        helper.make_node("DequantizeLinear", ["xq", "s_x", "z_in"], ["xd"]),
         helper.make_node("DequantizeLinear", ["wq", "s_w", "z_w"], ["wd"], axis=0),
         helper.make_node("Conv", ["xd", "wd"], ["y"], pads=[1, 1, 1, 1], name="conv"),
         helper.make_node("QuantizeLinear", ["y", "s_in", "z_in"], ["yq"]),
@@ -30,6 +32,7 @@ def _conv_model(weights: np.ndarray, *, float_weights: bool = False) -> onnx.Mod
     ]
     inits = [
         numpy_helper.from_array(np.array(1 / 255, np.float32), "s_in"),
+        numpy_helper.from_array(np.array(1 / input_levels, np.float32), "s_x"),
         numpy_helper.from_array(np.array(0, np.uint8), "z_in"),
         numpy_helper.from_array(w_scale.astype(np.float32), "s_w"),
         numpy_helper.from_array(np.zeros(out_ch, np.int8), "z_w"),
@@ -100,6 +103,38 @@ def test_check_predicts_what_a_cpu_without_vnni_computes(value, tmp_path, int8_p
     # ...and a plain ORT session, as a user's own code makes one, clips exactly then.
     got = int8_paths.no_vnni(path, x, session="plain")
     assert (grey_levels(got, reference) <= 1) == free
+
+
+def test_an_image_input_on_a_7_bit_grid_lets_8_bit_weights_pass():
+    """Pixels are in [0, 1]: quantized with scale 1/127 they stay <= 127, so pairs of 127s fit."""
+    report = int8_saturation(_conv_model(_weights(127), input_levels=127))
+    assert report.free and report.limits == {"conv": 258}
+    assert report.worst_pair == 254 and "exact on every CPU" in report.summary()
+    # A 1/130 grid reaches 130: 130 * 254 > 32767, so pairs of 127s can clip again.
+    assert not int8_saturation(_conv_model(_weights(127), input_levels=130)).free
+    # Only the image is known to be bounded: an input through a non-moving op is not.
+    model = _conv_model(_weights(127), input_levels=127)
+    model.graph.node.insert(0, helper.make_node("Relu", ["x"], ["xr"]))
+    model.graph.node[1].input[0] = "xr"
+    assert not int8_saturation(model).free
+
+
+def test_a_7_bit_image_grid_is_exact_on_a_cpu_without_vnni(tmp_path, int8_paths):
+    """What the check promises, against ORT's default kernels on an emulated AVX2 CPU: 8-bit
+    weights (127 everywhere, the worst case) on a 1/127 image grid compute the exact result."""
+    path = tmp_path / "u7.onnx"
+    onnx.save(_conv_model(_weights(127), input_levels=127), str(path))
+    x = np.ones((1, C, 8, 8), np.float32)
+    reference = int8_paths.reference(path, x)
+    assert np.allclose(reference[:, :, 1:-1, 1:-1], 1.0)
+    assert grey_levels(int8_paths.no_vnni(path, x, session="plain"), reference) <= 1
+    # The same weights on the full 8-bit grid clip there (the control).
+    path8 = tmp_path / "u8.onnx"
+    onnx.save(_conv_model(_weights(127)), str(path8))
+    assert (
+        grey_levels(int8_paths.no_vnni(path8, x, session="plain"), int8_paths.reference(path8, x))
+        > 1
+    )
 
 
 def test_the_c_runtime_asks_for_exact_kernels_where_the_model_says_so(tmp_path, int8_paths):

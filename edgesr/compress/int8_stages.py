@@ -42,7 +42,13 @@ def int8_stages(
     Returns the reports for the manifest (equalization and mixed-precision choices).
     """
     from edgesr.compress.equalize import choose_equalization
-    from edgesr.compress.nncf_int8 import conv_layers, export_qdq_onnx, ptq_nncf, qat_finetune
+    from edgesr.compress.nncf_int8 import (
+        conv_layers,
+        export_qdq_onnx,
+        input_feeds_only,
+        ptq_nncf,
+        qat_finetune,
+    )
     from edgesr.compress.ort_int8 import ORT_CPU_WEIGHT_BITS, qat_to_ort_int8
     from edgesr.evaluate import resolve_eval_data
     from edgesr.export.onnx_export import stamp_onnx_metadata
@@ -112,20 +118,35 @@ def int8_stages(
     def quantized(target: str) -> tuple[nn.Module, str]:
         signed, bits = targets[target]
         floats = tuple(float_layers)
-        if signed and spec.trt_float_first_conv:
+        first = conv_layers(nets[target])[0]
+        first_grid = "" if signed else spec.ort_first_conv
+        if (signed and spec.trt_float_first_conv) or first_grid == "float":
             # TensorRT's int8 has zero point 0, so a [0, 1] input gets a 1/127 step: the LR frame
             # loses its 8th bit (the FP32 net with such an input: -0.06 dB on Set5). The first conv
             # has a single-channel (or RGB) input and few MACs; TensorRT runs it in float.
-            first = conv_layers(nets[target])[0]
             floats = floats if first in floats else (first, *floats)
+        u7_input = (
+            first_grid == "7bit-input"
+            and first not in floats
+            and input_feeds_only(nets[target], first)
+        )
         q = ptq_nncf(
             nets[target],
             calib,
             signed_activations=signed,
             float_layers=floats,
             weight_bits=bits,
+            # The image on a 7-bit grid cannot reach 255, so its conv's 8-bit weights cannot
+            # saturate int16 on any CPU (edgesr.runtime.saturation).
+            layer_weight_bits={first: 8} if u7_input else None,
+            input_bits=7 if u7_input else 8,
         )
         note = f"NNCF PTQ ({bits}-bit weights) on {len(calib)} frames"
+        if u7_input:
+            note += "; first conv: 7-bit image x 8-bit weights"
+        elif first_grid == "7bit-input" and first not in floats:
+            # A 7-bit input would also coarsen whatever else reads the image (AnchorNet's anchor).
+            note += "; first conv 7-bit (the input feeds more than it)"
         if reports["equalization"][target]["applied"]:
             note = "channels equalized; " + note
         if floats:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 import math
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -140,6 +140,8 @@ def ptq_nncf(
     quantize_output: bool = False,
     float_layers: Sequence[str] = (),
     weight_bits: int = 8,
+    layer_weight_bits: Mapping[str, int] | None = None,
+    input_bits: int = 8,
 ) -> nn.Module:
     """Post-training INT8 quantization of the deployable net with ``nncf.quantize``.
 
@@ -181,6 +183,11 @@ def ptq_nncf(
         float_layers: module paths of convs (``"tail"``, ``"body.4"``) left in float: mixed
             precision, see :func:`edgesr.compress.mixed.select_float_layers`.
         weight_bits: 8 (TensorRT) or 7 (ORT-CPU: no int16 saturation on any x86 CPU).
+        layer_weight_bits: per-conv exceptions to ``weight_bits`` (module path -> 7 or 8).
+        input_bits: 8, or 7: the net input on a 7-bit grid over ``input_range`` (u8 values
+            0-127), which lets the first conv take 8-bit weights and still never saturate
+            int16 on any x86 CPU (127 * 127 * 2 <= 32767; see
+            :mod:`edgesr.runtime.saturation`).
 
     Returns the NNCF-wrapped torch module (fake-quantized; trainable for QAT).
     """
@@ -211,8 +218,17 @@ def ptq_nncf(
         raise ConfigError(
             f"range_estimator must be one of {sorted(estimators)}, got {range_estimator!r}."
         )
-    if weight_bits not in (7, 8):
-        raise ConfigError(f"weight_bits must be 7 or 8, got {weight_bits!r}.")
+    layer_bits = dict(layer_weight_bits or {})
+    for bits, what in [
+        (weight_bits, "weight_bits"),
+        *((b, f"layer_weight_bits[{k!r}]") for k, b in layer_bits.items()),
+    ]:
+        if bits not in (7, 8):
+            raise ConfigError(f"{what} must be 7 or 8, got {bits!r}.")
+    if input_bits not in (7, 8):
+        raise ConfigError(f"input_bits must be 7 or 8, got {input_bits!r}.")
+    if input_bits != 8 and input_range is None:
+        raise ConfigError("input_bits=7 needs a fixed input_range (the grid spans it).")
     advanced: dict[str, Any] = {
         "overflow_fix": OverflowFix.DISABLE,
         "disable_bias_correction": not bias_correction,
@@ -220,6 +236,7 @@ def ptq_nncf(
     }
     net = _deployable(model)
     ignored_names = _conv_op_names(net, float_layers)
+    _conv_op_names(net, list(layer_bits))  # validates the paths
     ignored_types = [] if quantize_output else ["pixel_shuffle"]
     ignored = (
         nncf.IgnoredScope(names=ignored_names, types=ignored_types, validate=False)
@@ -240,20 +257,34 @@ def ptq_nncf(
         # conflicts with their unsigned-after-ReLU choice), so flip the quantizers after it:
         # the range is kept, the grid becomes int8 with zero point 0.
         _force_signed_activations(qmodel)
-    if weight_bits != 8:
-        # NNCF 3.4's CPU HW config accepts only 8-bit weights at quantize() time, so narrow
-        # the grids after it: each channel keeps its range (max |w|), now on [-63, 63].
-        for name, q in _quantizers(qmodel).items():
-            if _is_weight_hook(name):
-                q.num_bits = weight_bits
+    # NNCF 3.4's CPU HW config accepts only 8-bit weights at quantize() time, so narrow the
+    # grids after it: each channel keeps its range (max |w|), on [-63, 63] for 7 bits.
+    for path, q in weight_quantizers(qmodel).items():
+        q.num_bits = layer_bits.get(path, weight_bits)
     if input_range is not None:
-        _set_input_range(qmodel, input_range, _as_tensor(frames[0]))
+        _set_input_range(qmodel, input_range, _as_tensor(frames[0]), bits=input_bits)
     return qmodel
 
 
 def conv_layers(model: nn.Module) -> list[str]:
     """Module paths of the convs of the deployable net, in execution order of definition."""
     return [n for n, m in _deployable(model).named_modules() if isinstance(m, nn.Conv2d)]
+
+
+def input_feeds_only(model: nn.Module, conv: str) -> bool:
+    """Does the net input go to conv ``conv`` alone? Then a coarser input grid touches nothing
+    else (AnchorNet's input also feeds its anchor, the output's main path). False when the net
+    cannot be traced."""
+    import torch.fx
+
+    try:
+        graph = torch.fx.symbolic_trace(_deployable(model)).graph
+    except Exception:  # untraceable control flow: assume the input goes elsewhere too
+        return False
+    inputs = [n for n in graph.nodes if n.op == "placeholder"]
+    return len(inputs) == 1 and [(u.op, u.target) for u in inputs[0].users] == [
+        ("call_module", conv)
+    ]
 
 
 def _conv_op_names(net: nn.Module, paths: Sequence[str]) -> list[str]:
@@ -284,9 +315,10 @@ def _force_signed_activations(qmodel: nn.Module) -> None:
 
 @torch.no_grad()
 def _set_input_range(
-    qmodel: nn.Module, input_range: tuple[float, float], example: torch.Tensor
+    qmodel: nn.Module, input_range: tuple[float, float], example: torch.Tensor, *, bits: int = 8
 ) -> None:
-    """Pin the quantizer on the net input to ``input_range`` and keep QAT from moving it."""
+    """Pin the quantizer on the net input to ``input_range`` (``bits`` wide) and keep QAT from
+    moving it."""
     from nncf.torch.quantization.layers import AsymmetricQuantizer, SymmetricQuantizer
 
     low, high = (float(v) for v in input_range)
@@ -297,6 +329,7 @@ def _set_input_range(
         if site["input"] is not site["example"]:
             continue
         q = site["module"]
+        q.num_bits = bits
         if isinstance(q, SymmetricQuantizer):
             if low < 0 and not q.signed:
                 raise ConfigError(

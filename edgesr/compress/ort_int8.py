@@ -225,6 +225,10 @@ def quantize_ort_static(
                     }
                 )
             )
+        # Steps of the image's grid (255: every 8-bit pixel value; 127: 7 bits, which lets
+        # the first conv take 8-bit weights, see edgesr.runtime.saturation).
+        entry = overrides.get(graph_input, [{}])[0]
+        levels = round(1.0 / float(entry["scale"])) if "scale" in entry else 0
         node_names = {n.name for n in proto.graph.node}
         stray = sorted(set(exclude_nodes) - node_names)
         if stray:
@@ -283,6 +287,7 @@ def quantize_ort_static(
             "edgesr.int8_first_conv": "im2col" if im2col else "conv",
             "edgesr.int8_pixel_shuffle": "u8" if shuffle else "float",
             "edgesr.int8_weight_bits": str(weight_bits),
+            **({"edgesr.int8_input_levels": str(levels)} if levels else {}),
             # "true": no u8 x s8 weight pair can saturate; the same integers on every CPU.
             "edgesr.int8_portable": "true" if saturation.free else "false",
             **({"edgesr.float_nodes": ",".join(exclude_nodes)} if exclude_nodes else {}),
@@ -310,23 +315,19 @@ def qat_to_ort_int8(
     int8 weights and the same activation grids, so nothing is recalibrated. Only tensors NNCF
     did not quantize are calibrated on ``calib`` (and the output goes on the 8-bit grid).
 
-    ``portable`` (default) requires 7-bit weights (``ptq_nncf(..., weight_bits=7)``), so the
-    model computes the same on every CPU; ``portable=False`` carries 8-bit weights for targets
-    known to accumulate in int32 (VNNI, ARM dot product).
+    ``portable`` (default) requires a model that computes the same on every CPU: 7-bit weights
+    (``ptq_nncf(..., weight_bits=7)``), or 8-bit ones only where the conv's input cannot reach
+    255 (the first conv with ``input_bits=7``); checked on the result
+    (:func:`~edgesr.runtime.saturation.int8_saturation`). ``portable=False`` carries 8-bit
+    weights anywhere, for targets known to accumulate in int32 (VNNI, ARM dot product).
     """
     bits = {int(q.num_bits) for q in weight_quantizers(qmodel).values()}
-    if portable and bits - {7}:
-        raise ModelError(
-            f"the NNCF model has {max(bits)}-bit weights, which can saturate ONNX Runtime's x86 "
-            "kernels without VNNI; quantize with ptq_nncf(..., weight_bits=7) (QAT wins the bit "
-            "back), or pass portable=False for a model that only runs on VNNI or ARM CPUs."
-        )
     with tempfile.TemporaryDirectory(prefix="edgesr-qat2ort-") as tmp:
         fp32 = Path(keep_fp32) if keep_fp32 else Path(tmp) / "qat_float.onnx"
         net = bake_qat_weights(qmodel) if carry_weights else rebuild_plain(qmodel)
         export_float_onnx(net, fp32, scale=scale, color=color)
         ranges = nncf_activation_ranges(qmodel, fp32, weights=carry_weights)
-        return quantize_ort_static(
+        path = quantize_ort_static(
             fp32,
             out_path,
             calib,
@@ -334,3 +335,12 @@ def qat_to_ort_int8(
             exclude_nodes=float_conv_nodes(qmodel, fp32),
             weight_bits=max(bits, default=7),
         )
+    saturation = int8_saturation(path)
+    if portable and not saturation.free:
+        path.unlink()
+        raise ModelError(
+            f"{saturation.summary()}: quantize with ptq_nncf(..., weight_bits=7) (8 bits only "
+            "for a first conv with input_bits=7), or pass portable=False for a model that only "
+            "runs on VNNI or ARM CPUs."
+        )
+    return path

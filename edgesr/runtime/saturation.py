@@ -12,6 +12,11 @@ Which weights MLAS pairs depends on its packing, so the check takes the worst ca
 output channel of every quantized conv, the two largest weights of one sign. If their
 magnitudes add up to at most 128 no pair can clip, whatever the pairing and the input: the
 model computes the same integers on every CPU. 7-bit weights ([-64, 64]) always pass.
+
+A conv whose input cannot reach 255 gets a wider limit (``32767 // largest u8 input``). The one
+input edgesr knows the bound of is the image: models take pixels in [0, 1], so a conv fed by the
+graph input (through data-movement ops such as the first conv's im2col taps) quantized with
+scale 1/127 sees at most 127, and any 8-bit weights pass (127 + 127 <= 258).
 """
 
 from __future__ import annotations
@@ -27,6 +32,14 @@ __all__ = ["PAIR_LIMIT", "SaturationReport", "cpu_int8_is_exact", "int8_saturati
 
 # 255 * 128 = 32640 <= 32767 < 255 * 129: the largest same-sign pair |w1| + |w2| that cannot clip.
 PAIR_LIMIT = 128
+INT16_MAX = 32767
+# Model inputs are pixels in [0, 1] (edgesr's input contract).
+INPUT_MAX = 1.0
+# Ops that only move, pick or pad (with zeros) values: they keep an upper bound.
+_MOVES = {
+    "Slice", "Concat", "Reshape", "Transpose", "Identity", "Pad", "Split", "Squeeze",
+    "Unsqueeze", "DepthToSpace", "SpaceToDepth", "Flatten", "Gather", "MaxPool",
+}  # fmt: skip
 
 
 @dataclass
@@ -36,6 +49,8 @@ class SaturationReport:
     convs: int = 0  # convs with int8 weights
     worst_pair: int = 0  # the largest same-sign |w1| + |w2| over all of them
     at_risk: dict[str, int] = field(default_factory=dict)  # conv node -> its worst pair
+    # Convs whose input is bounded below 255 (e.g. the image on a 7-bit grid) -> their limit.
+    limits: dict[str, int] = field(default_factory=dict)
 
     @property
     def free(self) -> bool:
@@ -44,12 +59,17 @@ class SaturationReport:
     def summary(self) -> str:
         if self.convs == 0:
             return "no int8 convs"
+        wider = (
+            f" ({', '.join(f'{k}: input <= {INT16_MAX // v}, limit {v}' for k, v in self.limits.items())})"
+            if self.limits
+            else ""
+        )
         if self.free:
-            return f"{self.convs} int8 convs, worst weight pair {self.worst_pair} <= {PAIR_LIMIT}: exact on every CPU"
+            return f"{self.convs} int8 convs, no weight pair above its limit ({PAIR_LIMIT}{wider}): exact on every CPU"
         names = ", ".join(f"{k} ({v})" for k, v in self.at_risk.items())
         return (
-            f"{len(self.at_risk)} of {self.convs} int8 convs have weight pairs above {PAIR_LIMIT} "
-            f"and can saturate on x86 CPUs without VNNI: {names}"
+            f"{len(self.at_risk)} of {self.convs} int8 convs have weight pairs above their limit "
+            f"({PAIR_LIMIT}{wider}) and can saturate on x86 CPUs without VNNI: {names}"
         )
 
 
@@ -113,17 +133,83 @@ def _int8_weights(proto: Any) -> dict[str, np.ndarray]:
     return found
 
 
+def _input_u8_max(proto: Any) -> dict[str, int]:
+    """Conv node name -> the largest u8 value its activation input can hold, for the convs
+    whose input is bounded below 255 (the graph input, in [0, 1], on a coarser grid)."""
+    from onnx import numpy_helper
+
+    graph = proto.graph
+    inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    producer = {o: n for n in graph.node for o in n.output}
+    memo: dict[str, float | None] = {}
+
+    def bound(tensor: str) -> float | None:
+        """Upper bound of a tensor's values (its integers, after a QuantizeLinear)."""
+        if tensor in memo:
+            return memo[tensor]
+        memo[tensor] = None  # cycles (none in an ONNX DAG) and unknowns: unbounded
+        node = producer.get(tensor)
+        if node is None:
+            value = INPUT_MAX if tensor == graph.input[0].name else None
+        elif node.op_type == "Pad" and len(node.input) > 2 and node.input[2]:
+            fill = inits.get(node.input[2])  # a constant pad value other than 0 can exceed
+            value = bound(node.input[0]) if fill is not None and not np.any(fill) else None
+        elif node.op_type in _MOVES:
+            data = (
+                node.input[:1]
+                if node.op_type in ("Reshape", "Pad", "Slice", "Gather")
+                else node.input
+            )
+            parts = [bound(t) for t in data if t]
+            value = None if not parts or None in parts else max(p for p in parts if p is not None)
+        elif node.op_type in ("QuantizeLinear", "DequantizeLinear") and len(node.input) >= 3:
+            upper, scale, zero = (
+                bound(node.input[0]),
+                inits.get(node.input[1]),
+                inits.get(node.input[2]),
+            )
+            if upper is None or scale is None or zero is None or scale.size != 1:
+                value = None
+            elif node.op_type == "QuantizeLinear":
+                top = 255 if zero.dtype == np.uint8 else 127
+                value = float(min(top, np.rint(upper / float(scale)) + int(zero)))
+            else:
+                value = (upper - int(zero)) * float(scale)
+        else:
+            value = None
+        memo[tensor] = value
+        return value
+
+    found = {}
+    for node in graph.node:
+        if node.op_type != "Conv":
+            continue
+        dq = producer.get(node.input[0])
+        if dq is None or dq.op_type != "DequantizeLinear" or inits.get(dq.input[2]) is None:
+            continue
+        if inits[dq.input[2]].dtype != np.uint8:
+            continue
+        top = bound(dq.input[0])
+        if top is not None and top < 255:
+            found[node.name or node.output[0]] = int(top)
+    return found
+
+
 def int8_saturation(model: str | os.PathLike | Any) -> SaturationReport:
     """Check every conv with int8 weights of an ONNX model (a path or a ModelProto)."""
     import onnx
 
     proto = model if isinstance(model, onnx.ModelProto) else onnx.load(str(model))
     report = SaturationReport()
+    bounded = _input_u8_max(proto)
     for name, weights in _int8_weights(proto).items():
         pair = int(_worst_pairs(weights).max())
+        limit = INT16_MAX // max(1, bounded[name]) if name in bounded else PAIR_LIMIT
+        if limit != PAIR_LIMIT:
+            report.limits[name] = limit
         report.convs += 1
         report.worst_pair = max(report.worst_pair, pair)
-        if pair > PAIR_LIMIT:
+        if pair > limit:
             report.at_risk[name] = pair
     return report
 
