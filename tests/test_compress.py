@@ -169,7 +169,8 @@ def _check_int8_models(out: Path, stages: dict, images: Path, int8_paths) -> Non
     for stage in (s for s in int8 if s.endswith("int8-ort")):
         path = out / stages[stage]["onnx"]
         meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
-        assert meta["edgesr.int8_weight_bits"] == "7" and meta["edgesr.int8_portable"] == "true"
+        # 7-bit weights, 8-bit in the first conv behind the 7-bit image grid (input levels 127).
+        assert meta["edgesr.int8_portable"] == "true" and meta["edgesr.int8_input_levels"] == "127"
         assert int8_saturation(path).free
 
 
