@@ -169,9 +169,11 @@ def _check_int8_models(out: Path, stages: dict, images: Path, int8_paths) -> Non
     for stage in (s for s in int8 if s.endswith("int8-ort")):
         path = out / stages[stage]["onnx"]
         meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
-        # 7-bit weights, 8-bit in the first conv behind the 7-bit image grid (input levels 127).
-        assert meta["edgesr.int8_portable"] == "true" and meta["edgesr.int8_input_levels"] == "127"
-        assert int8_saturation(path).free
+        # 7-bit weights; 8-bit in an INT8 first conv, behind the 7-bit image grid (input levels
+        # 127), which the stage note states. A float first conv (mixed precision) keeps 255.
+        u7 = "7-bit image x 8-bit weights" in stages[stage]["notes"]
+        assert meta["edgesr.int8_input_levels"] == ("127" if u7 else "255")
+        assert meta["edgesr.int8_portable"] == "true" and int8_saturation(path).free
 
 
 @pytest.mark.slow
@@ -234,6 +236,8 @@ def test_compress_end_to_end(tmp_path: Path, trained: Path, images: Path, int8_p
     for stage in ("int8-ort", "pruned-int8-ort"):
         meta = {p.key: p.value for p in onnx.load(str(out / stages[stage]["onnx"])).metadata_props}
         assert meta["edgesr.int8_pixel_shuffle"] == "u8"
+        # ESPCN's input feeds its first conv alone: the default 7-bit image x 8-bit weights.
+        assert "first conv: 7-bit image x 8-bit weights" in stages[stage]["notes"]
     # Equalization was measured both ways on the validation images and the better one kept.
     assert set(manifest["equalization"]) == {
         "int8-ort",
