@@ -60,7 +60,7 @@ class SaturationReport:
         if self.convs == 0:
             return "no int8 convs"
         wider = (
-            f" ({', '.join(f'{k}: input <= {INT16_MAX // v}, limit {v}' for k, v in self.limits.items())})"
+            f"; {', '.join(f'{k}: {v}, its input bounded' for k, v in self.limits.items())}"
             if self.limits
             else ""
         )
@@ -185,9 +185,10 @@ def _input_u8_max(proto: Any) -> dict[str, int]:
         if node.op_type != "Conv":
             continue
         dq = producer.get(node.input[0])
-        if dq is None or dq.op_type != "DequantizeLinear" or inits.get(dq.input[2]) is None:
+        if dq is None or dq.op_type != "DequantizeLinear" or len(dq.input) < 3:
             continue
-        if inits[dq.input[2]].dtype != np.uint8:
+        zero = inits.get(dq.input[2])
+        if zero is None or zero.dtype != np.uint8:
             continue
         top = bound(dq.input[0])
         if top is not None and top < 255:
