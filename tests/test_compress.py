@@ -429,5 +429,12 @@ def test_stage_table_splits_photos_from_synthetic_images() -> None:
     assert other.psnr_y > int8.psnr_y
     assert [s.stage for s in result.front()] == ["int8-ort", "fp32"]
     assert "best PSNR on photos" in result.guide()
+    # A busy machine: neither the table nor the guide prints a ratio it cannot stand behind.
+    fp32.speedup_vs_fp32, int8.speedup_vs_fp32, other.speedup_vs_fp32 = 1.0, 0.96, 1.2
+    assert "0.96x FP32 speed" in result.guide()
+    for stage in (fp32, int8, other):
+        stage.latency_warning = "other processes used 1.2 cores of 2 while timing"
+    assert "0.96x" not in result.guide() and "0.96x" not in result.table()
+    assert "speed-up unreliable*" in result.guide() and "unreliable*" in result.table()
     # A folder of the user's own images is one kind: no split, no note.
     assert _by_kind({"a.png": 30.0, "b.png": 31.0}) == {}

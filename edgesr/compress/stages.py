@@ -177,7 +177,12 @@ class CompressResult:
             )
             for s in front:
                 speed = (
-                    "" if s.speedup_vs_fp32 is None else f"{s.speedup_vs_fp32:.2f}x FP32 speed, "
+                    ""
+                    if s.speedup_vs_fp32 is None
+                    # The table prints no ratio it cannot stand behind; neither does the guide.
+                    else "speed-up unreliable*, "
+                    if s.latency_warning
+                    else f"{s.speedup_vs_fp32:.2f}x FP32 speed, "
                 )
                 photos = _kind_delta(s, self.stages[0], "photos")
                 on_photos = f" (photos {photos})" if photos != "—" else ""
