@@ -410,11 +410,17 @@ def compress(
         if spec.kd_steps > 0:
             t0 = time.perf_counter()
             kd = distill(
-                student, teacher, sampler, steps=spec.kd_steps, lr=spec.kd_lr, alpha=spec.kd_alpha
+                student,
+                teacher,
+                sampler,
+                steps=spec.kd_steps,
+                lr=spec.kd_lr,
+                alpha=spec.kd_alpha,
+                loss=spec.kd_loss,
             )
             student, student_name = kd.model.eval(), "distilled"
             files = scorer.save(student, "distilled", student_info)
-            note = f"{spec.kd_steps} KD steps, alpha {spec.kd_alpha}"
+            note = f"{spec.kd_steps} KD steps, alpha {spec.kd_alpha}, {spec.kd_loss.upper()}"
             scorer.score("distilled", "any", *files, student, t0, note)
         if spec.int8 and "pruned" in spec.int8_models:
             int8_of(student, student_info, student_name, "pruned-")
