@@ -82,12 +82,12 @@ def make_video(
 
 def decode_planes(path: Path) -> list[tuple[np.ndarray, np.ndarray, float]]:
     """Every video frame as (Y, UV pairs, time in s)."""
-    from edgesr.upscale.video import frame_planes
+    from edgesr.upscale.video import frame_yuv
 
     with av.open(str(path)) as c:
         out = []
         for f in c.decode(video=0):
-            y, uv = frame_planes(f)
+            y, uv = frame_yuv(f).nv12()
             out.append((y.copy(), uv.copy(), float(f.pts * f.time_base)))
     return out
 

@@ -151,10 +151,6 @@ class VideoWriter:
         self.last_pts = out
         return out
 
-    def write_nv12(self, y: np.ndarray, uv: np.ndarray, pts: int | None) -> None:
-        """An upscaled frame as Y (HxW) and UV (H/2 x W/2 x 2) planes, encoded as yuv420p."""
-        self.write_yuv(YuvFrame("nv12", [y, uv]), pts)
-
     def write_yuv(self, yuv: YuvFrame, pts: int | None) -> None:
         """An upscaled 4:2:0 frame, encoded as yuv420p. The planes are copied once, straight
         into the frame's buffers."""
@@ -227,11 +223,6 @@ def frame_yuv(frame: Any) -> YuvFrame:
     if fmt == "nv12":
         return YuvFrame("nv12", [y, plane(1, h // 2, w).reshape(h // 2, w // 2, 2)])
     return YuvFrame("i420", [y, plane(1, h // 2, w // 2), plane(2, h // 2, w // 2)])
-
-
-def frame_planes(frame: Any) -> tuple[np.ndarray, np.ndarray]:
-    """A decoded frame as NV12 planes: Y (HxW) and UV (H/2 x W/2 x 2)."""
-    return frame_yuv(frame).nv12()
 
 
 def _open_input(av: Any, src: Path) -> Any:
