@@ -21,6 +21,7 @@ from edgesr.train import train
 FAST = [
     "compress.kd_steps=30",
     "compress.qat_steps=10",
+    "compress.qdq_qat_steps=12",
     "compress.calib_images=4",
     "compress.latency_runs=3",
     "compress.latency_size=[48, 64]",
@@ -251,6 +252,9 @@ def test_compress_end_to_end(tmp_path: Path, trained: Path, images: Path, int8_p
         assert eq["applied"] == (eq["ptq_psnr_y"]["equalized"] > eq["ptq_psnr_y"]["plain"])
         assert set(eq["weight_range_spread"]) == {"conv1", "conv2"}
         assert ("channels equalized" in stages[target]["notes"]) == eq["applied"]
+        # The TensorRT layout trains its own number of QAT steps (compress.qdq_qat_steps).
+        steps = 12 if target.endswith("int8-qdq") else 10
+        assert f" {steps} QAT steps" in stages[target]["notes"], stages[target]["notes"]
     qdq = onnx.load(str(out / stages["int8-qdq"]["onnx"]))
     kinds = {n.op_type for n in qdq.graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= kinds

@@ -143,5 +143,8 @@ def test_int8_settings_are_checked() -> None:
     )
     with pytest.raises(ConfigError, match="'onnxruntime-cpu', 'tensorrt'"):
         load_recipe("espcn_x4", ["compress.int8_targets=[cuda]"])
+    assert load_recipe("espcn_x4", ["compress.qdq_qat_steps=null"]).compress.qdq_qat_steps is None
+    with pytest.raises(ConfigError, match="qdq_qat_steps must not be negative"):
+        load_recipe("espcn_x4", ["compress.qdq_qat_steps=-1"])
     # A recipe's hash covers training only: INT8 settings keep shipped weights matched.
     assert r.hash() == load_recipe("espcn_x4").hash()

@@ -151,17 +151,14 @@ def int8_stages(
             note = "channels equalized; " + note
         if floats:
             note += f" (float convs: {', '.join(floats)})"
-        if spec.qat_steps > 0:
+        steps = spec.qat_steps
+        if signed and spec.qdq_qat_steps is not None:
+            steps = spec.qdq_qat_steps
+        if steps > 0:
             qat_finetune(
-                q,
-                teacher,
-                sampler,
-                steps=spec.qat_steps,
-                lr=spec.qat_lr,
-                alpha=spec.qat_alpha,
-                loss="mse",
+                q, teacher, sampler, steps=steps, lr=spec.qat_lr, alpha=spec.qat_alpha, loss="mse"
             )
-            note += f" + {spec.qat_steps} QAT steps (KD alpha {spec.qat_alpha}, MSE)"
+            note += f" + {steps} QAT steps (KD alpha {spec.qat_alpha}, MSE)"
         return q, note
 
     ort_stage, qdq_stage = f"{prefix}int8-ort", f"{prefix}int8-qdq"

@@ -453,7 +453,8 @@ def compress(
 
 def _needs_sampler(recipe: Recipe) -> bool:
     spec = recipe.compress
-    return (spec.prune_ratio > 0 and spec.kd_steps > 0) or (spec.int8 and spec.qat_steps > 0)
+    qat = spec.qat_steps > 0 or ("tensorrt" in spec.int8_targets and spec.qdq_qat_steps)
+    return (spec.prune_ratio > 0 and spec.kd_steps > 0) or (spec.int8 and bool(qat))
 
 
 def _sampler(recipe: Recipe, data: Any, info: ModelInfo) -> Any:
