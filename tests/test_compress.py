@@ -161,13 +161,12 @@ def _check_int8_models(out: Path, stages: dict, images: Path, int8_paths) -> Non
     from edgesr.runtime.saturation import int8_saturation
 
     x = load_calibration(str(images), scale=2, color="y", num_images=1)[0]
-    int8 = [
-        s for s in ("int8-ort", "int8-qdq", "pruned-int8-ort", "pruned-int8-qdq") if s in stages
-    ]
+    names = ("int8-ort", "int8-ort-float-first", "int8-qdq", "pruned-int8-ort", "pruned-int8-qdq")
+    int8 = [s for s in names if s in stages]
     assert int8
     for stage in int8:
         assert_int8_same_on_every_cpu(int8_paths, out / stages[stage]["onnx"], x)
-    for stage in (s for s in int8 if s.endswith("int8-ort")):
+    for stage in (s for s in int8 if stages[s]["target"] == "onnxruntime-cpu"):
         path = out / stages[stage]["onnx"]
         meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
         # 7-bit weights; 8-bit in an INT8 first conv, behind the 7-bit image grid (input levels
@@ -198,6 +197,7 @@ def test_compress_end_to_end(tmp_path: Path, trained: Path, images: Path, int8_p
     assert list(stages) == [
         "fp32",
         "int8-ort",
+        "int8-ort-float-first",
         "int8-qdq",
         "pruned",
         "distilled",
@@ -239,9 +239,15 @@ def test_compress_end_to_end(tmp_path: Path, trained: Path, images: Path, int8_p
         assert meta["edgesr.int8_pixel_shuffle"] == "u8"
         # ESPCN's input feeds its first conv alone: the default 7-bit image x 8-bit weights.
         assert "first conv: 7-bit image x 8-bit weights" in stages[stage]["notes"]
+    # The front's quality point: int8-ort with its first conv in float, the rest QLinearConv.
+    assert "(float convs: conv1)" in stages["int8-ort-float-first"]["notes"]
+    ops = ort_graph_ops(out / stages["int8-ort-float-first"]["onnx"])
+    assert sum(n for op, n in ops.items() if op.endswith("Conv") and "QLinear" not in op) == 1
+    assert sum(n for op, n in ops.items() if op.endswith("QLinearConv")) == 2, ops
     # Equalization was measured both ways on the validation images and the better one kept.
     assert set(manifest["equalization"]) == {
         "int8-ort",
+        "int8-ort-float-first",
         "int8-qdq",
         "pruned-int8-ort",
         "pruned-int8-qdq",

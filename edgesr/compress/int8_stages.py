@@ -70,26 +70,29 @@ def int8_stages(
     # +0.35 dB with u8 activations, -0.005 dB with int8.
     # ORT-CPU: u8 activations, 7-bit weights (exact on every CPU, see ORT_CPU_WEIGHT_BITS);
     # TensorRT: int8 activations, 8-bit weights (its int8 kernels accumulate in int32).
-    targets = {
-        prefix + stage: grid
-        for stage, target, grid in (
-            ("int8-ort", "onnxruntime-cpu", (False, spec.ort_weight_bits)),
-            ("int8-qdq", "tensorrt", (True, 8)),
-        )
-        if target in spec.int8_targets
-    }
+    # Per stage: (signed activations, weight bits, ORT first-conv grid).
+    ort_grid = (False, spec.ort_weight_bits)
+    made = [("int8-ort", "onnxruntime-cpu", (*ort_grid, spec.ort_first_conv))]
+    if spec.ort_float_first_model and not prefix and spec.ort_first_conv != "float":
+        made.append(("int8-ort-float-first", "onnxruntime-cpu", (*ort_grid, "float")))
+    made.append(("int8-qdq", "tensorrt", (True, 8, "")))
+    targets = {prefix + stage: grid for stage, target, grid in made if target in spec.int8_targets}
     nets: dict[str, nn.Module] = {}
     reports: dict[str, Any] = {"equalization": {}}
-    for target, (signed, bits) in targets.items():
-        nets[target], eq_report = choose_equalization(
-            student,
-            calib,
-            val_pairs,
-            mode=spec.equalize,
-            signed_activations=signed,
-            weight_bits=bits,
-            log=lambda text, t=target: _say(log, f"{text} [{t}]"),
-        )
+    chosen: dict[tuple[bool, int], tuple[nn.Module, dict[str, Any]]] = {}
+    for target, (signed, bits, _) in targets.items():
+        # Stages on the same grid (int8-ort and int8-ort-float-first) share the choice.
+        if (signed, bits) not in chosen:
+            chosen[signed, bits] = choose_equalization(
+                student,
+                calib,
+                val_pairs,
+                mode=spec.equalize,
+                signed_activations=signed,
+                weight_bits=bits,
+                log=lambda text, t=target: _say(log, f"{text} [{t}]"),
+            )
+        nets[target], eq_report = chosen[signed, bits]
         reports["equalization"][target] = {**eq_report, "validation": str(val)}
 
     float_layers: tuple[str, ...] = ()
@@ -115,11 +118,16 @@ def int8_stages(
                 f"{len(float_layers)} float convs (PTQ drop {mixed.drop_db:.3f} dB); QAT follows",
             )
 
+    float_first = prefix + "int8-ort-float-first"
+    if float_first in targets and conv_layers(nets[float_first])[0] in float_layers:
+        # Mixed precision already keeps the first conv float: int8-ort is that model.
+        del targets[float_first]
+        del reports["equalization"][float_first]
+
     def quantized(target: str) -> tuple[nn.Module, str]:
-        signed, bits = targets[target]
+        signed, bits, first_grid = targets[target]
         floats = tuple(float_layers)
         first = conv_layers(nets[target])[0]
-        first_grid = "" if signed else spec.ort_first_conv
         if (signed and spec.trt_float_first_conv) or first_grid == "float":
             # TensorRT's int8 has zero point 0, so a [0, 1] input gets a 1/127 step: the LR frame
             # loses its 8th bit (the FP32 net with such an input: -0.06 dB on Set5). The first conv
@@ -161,8 +169,8 @@ def int8_stages(
             note += f" + {steps} QAT steps (KD alpha {spec.qat_alpha}, MSE)"
         return q, note
 
-    ort_stage, qdq_stage = f"{prefix}int8-ort", f"{prefix}int8-qdq"
-    if ort_stage in targets:
+    qdq_stage = f"{prefix}int8-qdq"
+    for ort_stage in (t for t in targets if t != qdq_stage):
         t0 = time.perf_counter()
         q_ort, note = quantized(ort_stage)
         ort_path = qat_to_ort_int8(
