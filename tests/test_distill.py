@@ -185,3 +185,15 @@ def test_distill_nncf_quantized_pruned_student(sampler: PatchSampler) -> None:
     kd = np.array([h[2] for h in res.history])
     assert np.isfinite(kd).all()
     assert kd[-10:].mean() < 0.5 * kd[:10].mean()
+
+
+def test_sampler_with_seed_is_an_independent_stream(sampler: PatchSampler) -> None:
+    """compress gives every stage its own stream: one stage drawing more leaves the next alone."""
+    a, b = sampler.with_seed(5), sampler.with_seed(5)
+    for _ in range(3):
+        a.next_batch()  # a stage before b draws 3 batches...
+    first_b = b.next_batch()[0]
+    again = sampler.with_seed(5).next_batch()[0]
+    assert torch.equal(first_b, again)  # ...and b's stream does not move
+    assert not torch.equal(first_b, sampler.with_seed(6).next_batch()[0])
+    assert a.lr is sampler.lr and len(a) == len(sampler)  # images shared, not copied

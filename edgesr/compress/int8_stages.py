@@ -27,7 +27,7 @@ def int8_stages(
     teacher: nn.Module,
     info: ModelInfo,
     *,
-    sampler: Any,
+    sampler: Callable[[str], Any] | None,
     calib: list[Any],
     out: Path,
     score: Score,
@@ -164,7 +164,13 @@ def int8_stages(
             steps = spec.qdq_qat_steps
         if steps > 0:
             qat_finetune(
-                q, teacher, sampler, steps=steps, lr=spec.qat_lr, alpha=spec.qat_alpha, loss="mse"
+                q,
+                teacher,
+                sampler(target),
+                steps=steps,
+                lr=spec.qat_lr,
+                alpha=spec.qat_alpha,
+                loss="mse",
             )
             note += f" + {steps} QAT steps (KD alpha {spec.qat_alpha}, MSE)"
         return q, note

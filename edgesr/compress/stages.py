@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -187,7 +188,7 @@ class CompressResult:
                 photos = _kind_delta(s, self.stages[0], "photos")
                 on_photos = f" (photos {photos})" if photos != "—" else ""
                 lines.append(
-                    f"  {s.stage:<16} {speed}{s.delta_psnr_vs_fp32:+.2f} dB vs FP32{on_photos}"
+                    f"  {s.stage:<20} {speed}{s.delta_psnr_vs_fp32:+.2f} dB vs FP32{on_photos}"
                 )
         trt = [s for s in self.stages if s.target == "tensorrt"]
         if trt:
@@ -197,7 +198,7 @@ class CompressResult:
             for s in trt:
                 photos = _kind_delta(s, self.stages[0], "photos")
                 on_photos = f" (photos {photos})" if photos != "—" else ""
-                lines.append(f"  {s.stage:<16} {s.delta_psnr_vs_fp32:+.2f} dB vs FP32{on_photos}")
+                lines.append(f"  {s.stage:<20} {s.delta_psnr_vs_fp32:+.2f} dB vs FP32{on_photos}")
         return "\n".join(lines)
 
 
@@ -262,7 +263,7 @@ class _Scorer:
         photos = _kind_delta(row, self.rows[0], "photos")
         _say(
             self.log,
-            f"  {stage:<10} PSNR-Y {row.psnr_y:.2f} dB ({row.delta_psnr_vs_fp32:+.2f}"
+            f"  {stage:<20} PSNR-Y {row.psnr_y:.2f} dB ({row.delta_psnr_vs_fp32:+.2f}"
             + (f"; photos {photos}" if photos != "—" else "")
             + f")  [{row.seconds:.0f} s]",
         )
@@ -360,7 +361,7 @@ def compress(
     )
     scorer.score("fp32", "any", *scorer.save(teacher, "fp32", fp32_info), teacher, t0, source)
 
-    sampler = _sampler(recipe, data, info) if _needs_sampler(recipe) else None
+    sampler = _samplers(recipe, data, info) if _needs_sampler(recipe) else None
     reports: dict[str, Any] = {"equalization": {}, "mixed_precision": {}}
 
     def int8_of(net: nn.Module, net_info: ModelInfo, made_from: str, prefix: str) -> None:
@@ -390,7 +391,10 @@ def compress(
     if spec.prune_ratio > 0:
         t0 = time.perf_counter()
         pruned = prune_channels(
-            teacher, ratio=spec.prune_ratio, criterion=spec.prune_criterion, data=sampler
+            teacher,
+            ratio=spec.prune_ratio,
+            criterion=spec.prune_criterion,
+            data=sampler("pruned") if sampler else None,
         )
         student_info = ModelInfo(
             info.arch,
@@ -412,7 +416,7 @@ def compress(
             kd = distill(
                 student,
                 teacher,
-                sampler,
+                sampler("distilled") if sampler else None,
                 steps=spec.kd_steps,
                 lr=spec.kd_lr,
                 alpha=spec.kd_alpha,
@@ -457,23 +461,29 @@ def _needs_sampler(recipe: Recipe) -> bool:
     return (spec.prune_ratio > 0 and spec.kd_steps > 0) or (spec.int8 and bool(qat))
 
 
-def _sampler(recipe: Recipe, data: Any, info: ModelInfo) -> Any:
-    """Training patches for distillation and QAT, from the same images training used."""
+def _samplers(recipe: Recipe, data: Any, info: ModelInfo) -> Callable[[str], Any]:
+    """Training patches for pruning, distillation and QAT, from the images training used.
+
+    Each stage draws its own seeded stream (``samplers(stage)``) from the same images, so a
+    model does not change when another stage is added, removed or run longer before it.
+    """
     from edgesr.data.pairs import PatchSampler, make_pairs
     from edgesr.train.run import load_train_images
 
     images, _ = load_train_images(data, recipe)
-    return PatchSampler(
+    seed = recipe.train.seed + 17
+    base = PatchSampler(
         make_pairs(images, scale=info.scale),
         scale=info.scale,
         color=info.color,
         lr_patch=recipe.data.lr_patch,
         batch_size=recipe.compress.batch_size,
         augment=recipe.data.augment,
-        seed=recipe.train.seed + 17,
+        seed=seed,
         degradation=recipe.data.degradation,
         camera=recipe.data.camera,
     )
+    return lambda stage: base.with_seed(seed + zlib.crc32(stage.encode()))
 
 
 def _kind_delta(s: StageResult, base: StageResult | None, kind: str) -> str:

@@ -12,6 +12,7 @@ random blur/resize/noise/JPEG pipeline of :mod:`edgesr.data.degradations`, and
 
 from __future__ import annotations
 
+import copy
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -211,6 +212,12 @@ class PatchSampler:
 
     def __len__(self) -> int:
         return len(self._sizes)
+
+    def with_seed(self, seed: int) -> PatchSampler:
+        """The same images (shared, not copied) drawn by a new stream seeded with ``seed``."""
+        twin = copy.copy(self)
+        twin.rng = np.random.default_rng(seed)
+        return twin
 
     def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self.degradation == "camera":

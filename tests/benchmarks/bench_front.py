@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.run}: Y-PSNR (dB) and Δ vs {rows[0]['stage']}; ORT {args.threads} threads, LR "
         f"{size[0]}x{size[1]}, {args.rounds} interleaved rounds ({time.perf_counter() - t0:.0f} s)"
     )
-    print(f"{'model':<17}" + "".join(f"{n:>17}" for n in names) + f"{'p50 ms':>9}{'speed-up':>18}")
+    print(f"{'model':<21}" + "".join(f"{n:>17}" for n in names) + f"{'p50 ms':>9}{'speed-up':>18}")
     for r in rows:
         st = r["stage"]
         cells = "".join(f"{psnr[st][n]:9.3f} ({psnr[st][n] - base[n]:+.3f})" for n in names)
@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
             speed = f"{lat[st]['p50_ms']:9.2f}{lat[st]['speedup']:7.2f}x ({lo:.2f}-{hi:.2f})"
         else:
             speed = f"{'device':>9}{'—':>18}"
-        print(f"{st:<17}{cells}{speed}")
+        print(f"{st:<21}{cells}{speed}")
     for st, got in avx2.items():
         print(
             f"  {st} on AVX2 (no VNNI): "
