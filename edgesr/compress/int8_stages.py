@@ -37,7 +37,9 @@ def int8_stages(
     """INT8 per target: NNCF PTQ -> QAT with distillation -> ORT-CPU model and TensorRT Q/DQ.
 
     ``student`` is quantized, ``teacher`` guides QAT (they may be the same net). The stages are
-    named ``{prefix}int8-ort`` and ``{prefix}int8-qdq`` (files likewise).
+    named ``{prefix}int8-ort`` and ``{prefix}int8-qdq`` (files likewise), plus
+    ``int8-ort-float-first`` for the unpruned net (empty prefix). ``sampler(stage)`` gives each
+    stage's QAT its own patch stream.
     ``score(stage, target, onnx, weights, model, t0, notes)`` scores each model written.
     Returns the reports for the manifest (equalization and mixed-precision choices).
     """
@@ -163,6 +165,7 @@ def int8_stages(
         if signed and spec.qdq_qat_steps is not None:
             steps = spec.qdq_qat_steps
         if steps > 0:
+            assert sampler is not None, "QAT needs training patches"
             qat_finetune(
                 q,
                 teacher,
