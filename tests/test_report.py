@@ -227,6 +227,30 @@ def test_report_is_self_contained(run_dir: Path) -> None:
         write_report(run_dir, crops=0)
 
 
+def test_photos_column_and_plot_when_the_run_has_them(run_dir: Path, tmp_path: Path) -> None:
+    """On the embedded set the table adds Δ photos and the plot ranks by the photos' PSNR."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run, ignore=shutil.ignore_patterns("report.html"))
+    manifest = json.loads((run / "manifest.json").read_text())
+    for i, stage in enumerate(manifest["stages"]):
+        stage["psnr_y_by_kind"] = {"photos": 30.0 - 0.25 * i, "synthetic": 40.0}
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    html_text = write_report(run, crops=0).read_text(encoding="utf-8")
+    assert "<th>Δ photos</th>" in html_text
+    assert [float(v) for v in re.findall(r"</td><td>([+-]\d\.\d\d)</td><td>0\.", html_text)] == [
+        0.0,
+        -0.25,
+        -0.5,
+    ]
+    plot = decode(parse(html_text).imgs[0])
+    plain = decode(
+        parse(write_report(run_dir, crops=0, out=tmp_path / "p.html").read_text()).imgs[0]
+    )
+    assert plot.shape == plain.shape and not np.array_equal(plot, plain)
+
+
 def test_crops_differ_by_stage(run_dir: Path) -> None:
     from edgesr.check.budget import load_manifest
     from edgesr.check.report import make_crops
