@@ -13,6 +13,7 @@ deployable models. Study, space and selection live in :mod:`edgesr.tune`.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import multiprocessing
 import os
@@ -610,6 +611,18 @@ def write_outputs(
 ) -> TuneResult:
     """trials.json, pareto.json, pareto.png, best.yaml and pareto/trial-N.yaml, from the study
     (so every worker and every resumed run writes the same, complete view)."""
+    out.mkdir(parents=True, exist_ok=True)
+    # Workers of one study share ``out``: one writes the view at a time. Unlocked, one worker's
+    # rebuild of pareto/ or rename of the plot's temp file could pull a file from under another
+    # (seen in CI as a FileNotFoundError from os.replace).
+    with open(out / ".outputs.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _write_outputs(recipe, space, out, options)
+
+
+def _write_outputs(
+    recipe: Recipe, space: SearchSpace, out: Path, options: TuneOptions
+) -> TuneResult:
     from edgesr.recipe import dump_recipe
     from edgesr.tune.front import (
         front_table,
