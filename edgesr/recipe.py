@@ -229,6 +229,12 @@ class CompressSpec:
     latency_runs: int = 20
     batch_size: int = 16
 
+    def qat_steps_for(self, target: str) -> int:
+        """QAT steps of an INT8 model for ``target`` ("onnxruntime-cpu" or "tensorrt")."""
+        if target == "tensorrt" and self.qdq_qat_steps is not None:
+            return self.qdq_qat_steps
+        return self.qat_steps
+
 
 @dataclass(frozen=True)
 class GanSpec:

@@ -161,9 +161,7 @@ def int8_stages(
             note = "channels equalized; " + note
         if floats:
             note += f" (float convs: {', '.join(floats)})"
-        steps = spec.qat_steps
-        if signed and spec.qdq_qat_steps is not None:
-            steps = spec.qdq_qat_steps
+        steps = spec.qat_steps_for("tensorrt" if signed else "onnxruntime-cpu")
         if steps > 0:
             assert sampler is not None, "QAT needs training patches"
             qat_finetune(

@@ -457,8 +457,8 @@ def compress(
 
 def _needs_sampler(recipe: Recipe) -> bool:
     spec = recipe.compress
-    qat = spec.qat_steps > 0 or ("tensorrt" in spec.int8_targets and spec.qdq_qat_steps)
-    return (spec.prune_ratio > 0 and spec.kd_steps > 0) or (spec.int8 and bool(qat))
+    qat = any(spec.qat_steps_for(t) > 0 for t in spec.int8_targets)
+    return (spec.prune_ratio > 0 and spec.kd_steps > 0) or (spec.int8 and qat)
 
 
 def _samplers(recipe: Recipe, data: Any, info: ModelInfo) -> Callable[[str], Any]:
