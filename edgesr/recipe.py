@@ -163,6 +163,9 @@ class CompressSpec:
     # "activation" (mean |activation| x consumer weight, on training patches) ranks channels of
     # trained nets far better than weight norms (ESPCN x4 at 50 %, before KD: 29.3 vs 7.5 dB).
     prune_criterion: Literal["l1", "l2", "activation"] = "activation"
+    # Per-width overrides of prune_ratio, keyed by the net's width hyper-parameter (ESPCN:
+    # num_feat, num_feat2); e.g. {num_feat2: 0.75} prunes the second layer harder.
+    prune_layer_ratios: Mapping[str, float] = field(default_factory=dict)
     # Knowledge distillation of the pruned net against the FP32 teacher.
     kd_steps: int = 2000
     # Pure distillation with MSE at lr 2e-3 measured best for the 50 %-pruned ESPCN x4 (tuning
@@ -228,6 +231,11 @@ class CompressSpec:
     latency_threads: int = 2
     latency_runs: int = 20
     batch_size: int = 16
+
+    @property
+    def prunes(self) -> bool:
+        """Whether compress makes a pruned (and distilled) net."""
+        return self.prune_ratio > 0 or any(r > 0 for r in self.prune_layer_ratios.values())
 
     def qat_steps_for(self, target: str) -> int:
         """QAT steps of an INT8 model for ``target`` ("onnxruntime-cpu" or "tensorrt")."""
@@ -443,6 +451,10 @@ def _check_semantics(recipe: Recipe, origin: str) -> None:
         (
             0.0 <= recipe.compress.prune_ratio < 1.0,
             "compress.prune_ratio must be in [0, 1) (0 disables pruning)",
+        ),
+        (
+            all(0.0 <= r < 1.0 for r in recipe.compress.prune_layer_ratios.values()),
+            "compress.prune_layer_ratios values must be in [0, 1)",
         ),
         (0.0 <= recipe.compress.kd_alpha <= 1.0, "compress.kd_alpha must be in [0, 1]"),
         (
@@ -671,6 +683,11 @@ def _convert(value: Any, hint: Any, *, where: str, origin: str) -> Any:
     if origin_type in (Mapping, dict) or hint in (Mapping, dict):
         if not isinstance(value, Mapping):
             raise fail("a mapping")
+        if args:  # typed values, e.g. Mapping[str, float]; Mapping[str, Any] passes through
+            value = {
+                k: _convert(v, args[1], where=f"{where}.{k}", origin=origin)
+                for k, v in value.items()
+            }
         # Frozen view of a private copy: the recipe stays immutable all the way down.
         return types.MappingProxyType(copy.deepcopy(dict(value)))
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):

@@ -98,6 +98,11 @@ def _compress(
             "prune_ratio must be in [0, 1)",
         ),
         (
+            ["--recipe", "espcn_x2", "--set", "compress.prune_layer_ratios.conv2=0.5"],
+            ConfigError.exit_code,
+            "no prunable width named 'conv2'",
+        ),
+        (
             ["--recipe", "espcn_x2", "--calib", "/nonexistent/calib"],
             DataError.exit_code,
             "/nonexistent/calib",
@@ -405,6 +410,22 @@ def test_compress_from_python_without_a_latency_function(
     # p99 is not in a compress manifest: no stage passes, the best that fails nothing is picked.
     best = max(result.stages, key=lambda s: s.psnr_y).stage
     assert picked(100, "  latency_p99: 100 ms\n") == (best, 0)
+
+
+def test_per_width_ratios_prune_only_the_named_width(
+    tmp_path: Path, trained: Path, images: Path
+) -> None:
+    from edgesr.compress import compress
+    from edgesr.modelio import load_model
+
+    sets = [*FAST, "compress.int8=false", "compress.prune_ratio=0"]
+    recipe = load_recipe("espcn_x2", [*sets, "compress.prune_layer_ratios.num_feat2=0.5"])
+    model, info = load_model(trained)
+    result = compress(model, str(images), recipe=recipe, info=info, out=tmp_path / "r")
+    assert [s.stage for s in result.stages] == ["fp32", "pruned", "distilled"]
+    pruned, _ = load_model(tmp_path / "r" / "distilled.safetensors")
+    assert (pruned.conv1.out_channels, pruned.conv2.out_channels) == (64, 16)
+    assert "num_feat2 0.5" in result.stages[1].notes and "conv1 64->64" in result.stages[1].notes
 
 
 def test_stage_table_splits_photos_from_synthetic_images() -> None:

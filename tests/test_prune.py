@@ -282,6 +282,30 @@ def test_pruned_onnx_has_smaller_convs_and_runs(arch: str) -> None:
     assert np.abs(got - _run(pruned, x).numpy()).max() < 1e-4
 
 
+def test_layer_ratios_override_the_ratio_per_width() -> None:
+    net = _build("espcn", 4)
+    res = prune_channels(net, ratio=0.5, layer_ratios={"num_feat": 0.625, "num_feat2": 0.25})
+    assert res.widths_after == {"conv1": 24, "conv2": 24}
+    assert (res.arch_params["num_feat"], res.arch_params["num_feat2"]) == (24, 24)
+    # A width left out keeps the common ratio; the pruned net still runs and reloads.
+    res = prune_channels(net, ratio=0.5, layer_ratios={"num_feat2": 0.0})
+    assert res.widths_after == {"conv1": 32, "conv2": 32}
+    x = torch.rand(1, 1, H, W)
+    rebuilt = ESPCN(scale=4, **res.arch_params)
+    rebuilt.load_state_dict(res.model.state_dict())
+    assert torch.equal(_run(rebuilt, x), _run(res.model, x))
+    # AnchorNet's body layers share one width: one name prunes them together.
+    res = prune_channels(_build("anchornet", 3), ratio=0.0, layer_ratios={"num_feat": 0.5})
+    assert set(res.widths_after.values()) == {16}
+
+
+def test_bad_layer_ratios_raise_naming_the_widths() -> None:
+    with pytest.raises(ConfigError, match=r"no prunable width named 'conv2'.*num_feat, num_feat2"):
+        prune_channels(ESPCN(), ratio=0.5, layer_ratios={"conv2": 0.5})
+    with pytest.raises(ConfigError, match=r"pruning ratio must be in \[0, 1\)"):
+        prune_channels(ESPCN(), ratio=0.5, layer_ratios={"num_feat2": 1.0})
+
+
 # ---------------------------------------------------------------- errors
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -187,6 +187,16 @@ def chain_for(model: nn.Module) -> Chain:
     )
 
 
+def check_layer_ratios(model: nn.Module, layer_ratios: Mapping[str, float]) -> None:
+    """ConfigError unless every key of ``layer_ratios`` names a prunable width of ``model``."""
+    widths = {link.param for link in chain_for(model).links}
+    if unknown := sorted(set(layer_ratios) - widths):
+        raise ConfigError(
+            f"no prunable width named {', '.join(map(repr, unknown))} in a "
+            f"{type(model).__name__}; its widths are {', '.join(sorted(widths))}"
+        )
+
+
 # Weight layout (out_dim, in_dim): Conv2d is (out, in, kh, kw), ConvTranspose2d (in, out, kh, kw).
 def weight_dims(conv: nn.Module) -> tuple[int, int]:
     return (1, 0) if isinstance(conv, nn.ConvTranspose2d) else (0, 1)
@@ -345,6 +355,7 @@ def prune_channels(
     model: nn.Module,
     *,
     ratio: float,
+    layer_ratios: Mapping[str, float] | None = None,
     criterion: str = "l1",
     min_channels: int = 4,
     round_to: int = 4,
@@ -358,7 +369,9 @@ def prune_channels(
     returned in eval mode, as a net of the same class that still has ``scale``,
     ``num_channels`` and ``fuse()``; fine-tune it afterwards (see ``edgesr.compress.distill``).
     Kept widths follow :func:`kept_width` (rounded up to ``round_to``, at least
-    ``min_channels``). ``ratio=0`` returns an exact functional copy.
+    ``min_channels``). ``ratio=0`` returns an exact functional copy. ``layer_ratios`` overrides
+    ``ratio`` per width, named by the net's hyper-parameter (ESPCN: ``num_feat``, ``num_feat2``):
+    the layers do not cost or carry the same, so a uniform ratio is rarely the best trade.
 
     Importance criterion, for channel ``c`` of a hidden tensor made by conv ``P`` and read by
     conv ``Q`` (all computed on the unpruned net):
@@ -383,7 +396,10 @@ def prune_channels(
     Raises ConfigError for a ratio outside [0, 1), an unknown criterion or an unsupported net.
     """
     _check_args(ratio, criterion, min_channels, round_to)
-    chain_for(model)  # fail on an unsupported class before fusing anything
+    layer_ratios = dict(layer_ratios or {})
+    for value in layer_ratios.values():
+        _check_args(value, criterion, min_channels, round_to)
+    check_layer_ratios(model, layer_ratios)  # also fails on an unsupported class
     net = model.fuse() if hasattr(model, "fuse") else copy.deepcopy(model)
     net.eval()
     chain = chain_for(net)
@@ -396,7 +412,8 @@ def prune_channels(
     widths_before: dict[str, int] = {}
     for link in chain.links:
         n = net.get_submodule(link.producer).out_channels
-        k = kept_width(n, float(ratio), min_channels=min_channels, round_to=round_to)
+        r = float(layer_ratios.get(link.param, ratio))
+        k = kept_width(n, r, min_channels=min_channels, round_to=round_to)
         imp = channel_importance(net, link, criterion, means.get(link.producer))
         # Stable sort: ties (e.g. several all-zero filters) resolve to the lowest index.
         top = torch.argsort(imp, descending=True, stable=True)[:k]

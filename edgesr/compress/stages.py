@@ -334,6 +334,10 @@ def compress(
             color=recipe.model.color,
             num_images=spec.calib_images,
         )
+    if spec.prune_layer_ratios:
+        from edgesr.compress.prune import check_layer_ratios
+
+        check_layer_ratios(model, spec.prune_layer_ratios)
     prepare_out_dir(out, force=force, keep=("train",))
     atomic_write_bytes(out / "recipe.yaml", dump_recipe(recipe).encode())
     t_start = time.perf_counter()
@@ -388,11 +392,12 @@ def compress(
     # The front: INT8 of the unpruned net (smallest loss), then pruned + distilled (+ INT8: fastest).
     if spec.int8 and "unpruned" in spec.int8_models:
         int8_of(teacher, fp32_info, "fp32", "")
-    if spec.prune_ratio > 0:
+    if spec.prunes:
         t0 = time.perf_counter()
         pruned = prune_channels(
             teacher,
             ratio=spec.prune_ratio,
+            layer_ratios=spec.prune_layer_ratios,
             criterion=spec.prune_criterion,
             data=sampler("pruned") if sampler else None,
         )
@@ -408,7 +413,9 @@ def compress(
             f"{k} {pruned.widths_before[k]}->{pruned.widths_after[k]}" for k in pruned.widths_before
         )
         files = scorer.save(pruned.model, "pruned", student_info)
-        note = f"ratio {spec.prune_ratio} ({spec.prune_criterion}): {widths}"
+        ratios = ", ".join(f"{k} {v:g}" for k, v in spec.prune_layer_ratios.items())
+        note = f"ratio {spec.prune_ratio}{f' ({ratios})' if ratios else ''}, "
+        note += f"{spec.prune_criterion}: {widths}"
         scorer.score("pruned", "any", *files, pruned.model, t0, note)
         student, student_name = pruned.model, "pruned"
         if spec.kd_steps > 0:
@@ -458,7 +465,7 @@ def compress(
 def _needs_sampler(recipe: Recipe) -> bool:
     spec = recipe.compress
     qat = any(spec.qat_steps_for(t) > 0 for t in spec.int8_targets)
-    return (spec.prune_ratio > 0 and spec.kd_steps > 0) or (spec.int8 and qat)
+    return (spec.prunes and spec.kd_steps > 0) or (spec.int8 and qat)
 
 
 def _samplers(recipe: Recipe, data: Any, info: ModelInfo) -> Callable[[str], Any]:

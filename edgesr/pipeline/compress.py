@@ -135,6 +135,11 @@ def run_compress(
     budget_spec = load_budget(budget) if budget is not None else None
     if from_ is not None:
         resolve_weights(from_)
+    if spec.prune_layer_ratios:
+        from edgesr.compress.prune import check_layer_ratios
+        from edgesr.modelio import build_from_recipe
+
+        check_layer_ratios(build_from_recipe(recipe), spec.prune_layer_ratios)
     frames = (
         load_calibration(
             calib or spec.calib,
