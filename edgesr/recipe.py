@@ -124,6 +124,9 @@ class DataSpec:
     lr_patch: int = 24
     batch_size: int = 32
     augment: bool = True
+    # Extra copies of every training image downscaled by these factors (bicubic), e.g. FSRCNN's
+    # [0.9, 0.8, 0.7, 0.6]; bicubic degradation only.
+    scale_augment: tuple[float, ...] = ()
     # Images with a side below this many HR pixels are skipped (with a warning).
     min_size: int = 0
 
@@ -308,7 +311,10 @@ class Recipe:
         # keep their hash (shipped weights carry it) and runs saved before them still resume.
         if self.data.degradation == "bicubic" and self.data.camera == CameraDegradation():
             out["data"].pop("camera", None)
-        # Likewise an absent gan section (plain pixel-loss training) is not written as null.
+        # Likewise no scale augmentation (a later knob), and an absent gan section (plain
+        # pixel-loss training) is not written as null.
+        if not self.data.scale_augment:
+            out["data"].pop("scale_augment", None)
         if self.gan is None:
             out.pop("gan", None)
         return out
@@ -438,6 +444,14 @@ def _check_semantics(recipe: Recipe, origin: str) -> None:
         (recipe.model.scale in (2, 3, 4, 8), "model.scale must be 2, 3, 4 or 8"),
         (recipe.data.lr_patch >= 4, "data.lr_patch must be at least 4"),
         (recipe.data.batch_size >= 1, "data.batch_size must be at least 1"),
+        (
+            all(0.0 < f < 1.0 for f in recipe.data.scale_augment),
+            "data.scale_augment factors must be in (0, 1)",
+        ),
+        (
+            not recipe.data.scale_augment or recipe.data.degradation == "bicubic",
+            "data.scale_augment works with data.degradation 'bicubic' only",
+        ),
         (recipe.train.steps >= 1, "train.steps must be at least 1"),
         (recipe.train.lr > 0, "train.lr must be positive"),
         (recipe.train.ckpt_every >= 1, "train.ckpt_every must be at least 1"),

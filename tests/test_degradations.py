@@ -10,7 +10,7 @@ import yaml
 
 from edgesr.data import degradations as dg
 from edgesr.data.embedded import procedural_image
-from edgesr.data.folders import LoadedImage
+from edgesr.data.folders import LoadedImage, mod_crop
 from edgesr.data.pairs import (
     PatchSampler,
     _dihedral,
@@ -411,6 +411,26 @@ def test_sampler_rejects_bad_degradation_settings(images: list[LoadedImage]) -> 
     bad = dataclasses.replace(SPEC, jpeg_quality=(90, 30))
     with pytest.raises(ConfigError, match="jpeg_quality"):
         PatchSampler(pairs, degradation="camera", camera=bad, **kw)
+
+
+def test_scale_augment_adds_bicubic_downscaled_copies(images: list[LoadedImage]) -> None:
+    from edgesr.data.imresize import imresize
+
+    base = make_pairs(images, scale=3)
+    more = make_pairs(images, scale=3, rescales=(0.8, 0.6))
+    assert len(more) == 3 * len(base)
+    img = images[0]
+    got = {p.name: p for p in more}
+    small = got[f"{img.name}@0.6"]
+    # The copy is the MATLAB-bicubic downscaled HR, mod-cropped, with its own bicubic LR.
+    assert np.array_equal(small.hr_rgb, mod_crop(imresize(img.rgb, 0.6), 3))
+    assert np.array_equal(small.lr_rgb, imresize(small.hr_rgb, 1 / 3))
+    assert np.array_equal(got[img.name].hr_rgb, base[0].hr_rgb)  # the original is unchanged
+    for bad in ("data.scale_augment=[1.0]", "data.scale_augment=[0]"):
+        with pytest.raises(ConfigError, match=r"scale_augment factors must be in \(0, 1\)"):
+            load_recipe("fsrcnn_x3", [bad])
+    with pytest.raises(ConfigError, match="'bicubic' only"):
+        load_recipe("fsrcnn_x3", ["data.scale_augment=[0.8]", "data.degradation=camera"])
 
 
 # --------------------------------------------------------------------------------------------

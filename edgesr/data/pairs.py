@@ -64,15 +64,27 @@ def bicubic_lr(hr: np.ndarray, scale: int, *, strip_rows: int = 128) -> np.ndarr
     )
 
 
-def make_pairs(images: Iterable[LoadedImage], *, scale: int) -> list[SRPair]:
-    """Mod-crop each HR and make its LR with MATLAB bicubic (the published-numbers protocol)."""
+def make_pairs(
+    images: Iterable[LoadedImage], *, scale: int, rescales: Sequence[float] = ()
+) -> list[SRPair]:
+    """Mod-crop each HR and make its LR with MATLAB bicubic (the published-numbers protocol).
+
+    ``rescales`` adds, per image, copies of the HR downscaled by each factor (MATLAB bicubic,
+    named ``name@factor``) as further pairs: the scale augmentation of FSRCNN (Dong et al. 2016:
+    0.9, 0.8, 0.7, 0.6), which shows the net each structure at several sizes.
+    """
     pairs = []
     for img in images:
-        if _too_small(img, scale):
-            continue
-        hr = mod_crop(img.rgb, scale)
-        lr = bicubic_lr(hr, scale)
-        pairs.append(SRPair(img.name, hr, lr))
+        versions = [img]
+        versions += [
+            LoadedImage(f"{img.name}@{f:g}", img.path, imresize(img.rgb, float(f)))
+            for f in rescales
+        ]
+        for version in versions:
+            if _too_small(version, scale):
+                continue
+            hr = mod_crop(version.rgb, scale)
+            pairs.append(SRPair(version.name, hr, bicubic_lr(hr, scale)))
     return pairs
 
 

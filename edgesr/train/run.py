@@ -162,7 +162,7 @@ def make_sampler(recipe: Recipe, images: list, *, batch_size: int, seed: int) ->
     from edgesr.data.pairs import PatchSampler, make_pairs
 
     return PatchSampler(
-        make_pairs(images, scale=recipe.model.scale),
+        make_pairs(images, scale=recipe.model.scale, rescales=recipe.data.scale_augment),
         scale=recipe.model.scale,
         color=recipe.model.color,
         lr_patch=recipe.data.lr_patch,
