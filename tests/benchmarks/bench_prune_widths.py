@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.json} exists; choose another --json path", file=sys.stderr)
         return 5
     configs = [_parse_keep(k) for k in args.keep]
-    names = ["_".join(f"{k}{v}" for k, v in c.items()) for c in configs]
+    names = ["_".join(f"{k}-{v}" for k, v in c.items()) for c in configs]
     for name in names:
         if (args.out / name).exists():
             print(f"error: {args.out / name} exists; choose another --out", file=sys.stderr)
