@@ -3,6 +3,7 @@
     python tests/benchmarks/bench_prune_widths.py --recipe espcn_x4 --out runs/widths \
         --keep num_feat=32,num_feat2=16 --keep num_feat=24,num_feat2=24 [--keep ...] \
         [--data-root ../shared/data/benchmarks] [--threads 2] [--rounds 7] [--json out.json]
+        [--set compress.kd_steps=4000 ...]
 
 Per ``--keep`` (the kept channels of each prunable width, by the net's hyper-parameter name),
 one ``edgesr compress`` run with the recipe's defaults for everything else, making only the pruned
@@ -56,8 +57,9 @@ def _ratios(recipe: str, keep: dict[str, int]) -> dict[str, float]:
     return out
 
 
-def _compress(recipe: str, run: Path, ratios: dict[str, float]) -> None:
+def _compress(recipe: str, run: Path, ratios: dict[str, float], extra: list[str]) -> None:
     sets = [
+        *extra,
         "compress.prune_ratio=0",
         *(f"compress.prune_layer_ratios.{k}={v!r}" for k, v in ratios.items()),
         "compress.int8_models=[pruned]",
@@ -86,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--runs-per-round", type=int, default=10)
     parser.add_argument("--json", type=Path, help="write results here (refuses to overwrite)")
+    parser.add_argument(
+        "--set", action="append", default=[], help="recipe override for every compress run"
+    )
     args = parser.parse_args(argv)
     if args.json and args.json.exists():
         print(f"error: {args.json} exists; choose another --json path", file=sys.stderr)
@@ -107,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = {}
     for name, keep in zip(names, configs, strict=True):
         run = args.out / name
-        _compress(args.recipe, run, _ratios(args.recipe, keep))
+        _compress(args.recipe, run, _ratios(args.recipe, keep), args.set)
         runs[name] = run
         print(f"  {name}: compressed ({time.perf_counter() - t0:.0f} s)", flush=True)
 
@@ -127,8 +132,10 @@ def main(argv: list[str] | None = None) -> int:
             },
         }
     models = [first / "fp32.onnx", *(run / "pruned-int8-ort.onnx" for run in runs.values())]
+    size = tuple(json.loads((first / "manifest.json").read_text())["latency"]["size"])
     timing = time_interleaved(
         [partial(OnnxRuntimeRunner, m, threads=args.threads) for m in models],
+        size=size,
         rounds=args.rounds,
         runs_per_round=args.runs_per_round,
         names=["fp32", *runs],
