@@ -170,3 +170,22 @@ def clib():
         except DependencyError as exc:
             pytest.skip(f"cannot build libedgesr here: {exc}")
     return capi.load_library(path)
+
+
+def write_standin_benchmarks(
+    root: Path, sets: dict[str, list[str]], *, kinds: tuple[str, ...], size: int = 48, seed: int = 0
+) -> Path:
+    """Procedural images named like benchmark files (``root/Set5/baby.png``, ...): a stand-in for
+    the benchmark sets that the benchmark scripts' tests run on. Image i of a set is of kind
+    ``kinds[i % len(kinds)]``."""
+    import numpy as np
+
+    from edgesr.data.embedded import procedural_image
+    from edgesr.data.io import write_image
+
+    rng = np.random.default_rng(seed)
+    for folder, names in sets.items():
+        for i, name in enumerate(names):
+            image = procedural_image(kinds[i % len(kinds)], size=size, rng=rng)
+            write_image(root / folder / f"{name}.png", image)
+    return root

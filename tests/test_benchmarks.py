@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import write_standin_benchmarks
 
 pytest.importorskip("onnxruntime")
 
@@ -46,21 +47,18 @@ def test_bench_latency_times_each_model_in_its_own_process(tmp_path: Path) -> No
 
 def test_bench_front_scores_every_stage_on_held_out_sets(tmp_path: Path) -> None:
     """bench_front on a small real compress run and a stand-in benchmark root."""
-    import numpy as np
 
     from edgesr.archs import ESPCN
     from edgesr.compress import compress
-    from edgesr.data.embedded import procedural_image
-    from edgesr.data.io import write_image
     from edgesr.modelio import ModelInfo
     from edgesr.recipe import load_recipe
 
-    rng = np.random.default_rng(0)
-    root = tmp_path / "bench"
-    for folder, names in (("Set5", ["baby", "bird"]), ("Set14", ["comic", "ppt3", "lenna"])):
-        for i, name in enumerate(names):
-            kind = ("text", "shapes", "dead_leaves")[i % 3]
-            write_image(root / folder / f"{name}.png", procedural_image(kind, size=64, rng=rng))
+    root = write_standin_benchmarks(
+        tmp_path / "bench",
+        {"Set5": ["baby", "bird"], "Set14": ["comic", "ppt3", "lenna"]},
+        kinds=("text", "shapes", "dead_leaves"),
+        size=64,
+    )
     net = ESPCN(scale=2, num_channels=1, num_feat=16, num_feat2=8, act="relu").eval()
     info = ModelInfo("espcn", 2, "y", {"num_feat": 16, "num_feat2": 8, "act": "relu"}, "t", "0")
     recipe = load_recipe(
@@ -88,17 +86,12 @@ def test_bench_front_scores_every_stage_on_held_out_sets(tmp_path: Path) -> None
 
 def test_bench_prune_widths_compresses_scores_and_times_each_width(tmp_path: Path) -> None:
     """bench_prune_widths on the shipped espcn_x2 with tiny schedules and a stand-in root."""
-    import numpy as np
-
-    from edgesr.data.embedded import procedural_image
-    from edgesr.data.io import write_image
-
-    rng = np.random.default_rng(1)
-    root = tmp_path / "bench"
-    for folder, names in (("Set5", ["baby"]), ("Set14", ["comic", "ppt3"])):
-        for i, name in enumerate(names):
-            kind = ("text", "shapes")[i % 2]
-            write_image(root / folder / f"{name}.png", procedural_image(kind, size=48, rng=rng))
+    root = write_standin_benchmarks(
+        tmp_path / "bench",
+        {"Set5": ["baby"], "Set14": ["comic", "ppt3"]},
+        kinds=("text", "shapes"),
+        seed=1,
+    )
     fast = [
         "compress.kd_steps=3",
         "compress.qat_steps=2",

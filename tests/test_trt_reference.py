@@ -223,15 +223,13 @@ def test_bench_trt_int8_runs_on_a_run_dir(tmp_path, espcn_int8) -> None:
     import subprocess
     import sys
 
-    from edgesr.data.embedded import procedural_image
-    from edgesr.data.io import write_image
+    from conftest import write_standin_benchmarks
 
-    rng = np.random.default_rng(0)
-    root = tmp_path / "bench"
-    for folder, names in (("Set5", ["baby"]), ("Set14", ["comic", "lenna"])):
-        for i, name in enumerate(names):
-            kind = ("text", "dead_leaves")[i % 2]
-            write_image(root / folder / f"{name}.png", procedural_image(kind, size=48, rng=rng))
+    root = write_standin_benchmarks(
+        tmp_path / "bench",
+        {"Set5": ["baby"], "Set14": ["comic", "lenna"]},
+        kinds=("text", "dead_leaves"),
+    )
     run = tmp_path / "run"
     run.mkdir()
     shutil.copy(espcn_int8.with_name("espcn.onnx"), run / "fp32.onnx")
