@@ -393,7 +393,8 @@ def prune_channels(
     channels carried a large positive bias loses its output level entirely before
     fine-tuning (ESPCN x4 at 50 %: Set5 7.5 dB).
 
-    Raises ConfigError for a ratio outside [0, 1), an unknown criterion or an unsupported net.
+    Raises ConfigError for a ratio outside [0, 1), a width the net does not have, an unknown
+    criterion or an unsupported net.
     """
     _check_args(ratio, criterion, min_channels, round_to)
     layer_ratios = dict(layer_ratios or {})
