@@ -23,6 +23,8 @@ from edgesr.archs import (
     count_params,
 )
 from edgesr.errors import ConfigError
+from edgesr.modelio import build_from_recipe
+from edgesr.recipe import load_recipe
 
 ODD_H, ODD_W = 17, 23
 
@@ -132,6 +134,16 @@ def test_anchornet_default_cost_within_espcn() -> None:
     # complexity() measures the deployed (fused) net by default.
     assert complexity(anchor, (ODD_H, ODD_W))["macs"] == deployed
     assert complexity(anchor, (ODD_H, ODD_W), deploy=False)["macs"] > deployed
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_shipped_anchornet_recipes_cost_no_more_than_espcn(scale: int) -> None:
+    # AnchorNet's promise is ESPCN's cost or less at every scale, whatever width and depth each
+    # recipe picks; the deployed (fused) form is what a device runs.
+    shape = (1, 1, ODD_H, ODD_W)
+    anchor = build_from_recipe(load_recipe(f"anchornet_x{scale}"))
+    espcn = build_from_recipe(load_recipe(f"espcn_x{scale}"))
+    assert count_macs(anchor.fuse(), shape) <= count_macs(espcn.fuse(), shape)
 
 
 # ---------------------------------------------------------------- re-parameterisation
