@@ -10,9 +10,11 @@ schedule has flattened can be seen rather than guessed. Refuses to overwrite ``-
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_time_to_quality import val_psnr_by_step  # noqa: E402
 
 
 def val_curve(run: Path) -> list[tuple[int, float]]:
@@ -20,8 +22,7 @@ def val_curve(run: Path) -> list[tuple[int, float]]:
     log = run / "log.jsonl"
     if not log.is_file():
         raise SystemExit(f"error: {log} not found; pass an `edgesr train` run directory")
-    rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-    return sorted((int(r["step"]), float(r["val_psnr"])) for r in rows if "val_psnr" in r)
+    return sorted(val_psnr_by_step(run).items())
 
 
 def main(argv: list[str] | None = None) -> int:
