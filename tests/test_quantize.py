@@ -297,6 +297,56 @@ def test_a_7_bit_image_grid_carries_8_bit_first_conv_weights_portably(
         nncf_int8.ptq_nncf(fp32, calib, layer_weight_bits={"conv1": 6})
 
 
+@pytest.fixture(scope="module")
+def anchor_fp32(patches):
+    """A small AnchorNet x2 trained for a few seconds: its input feeds the anchor too."""
+    from edgesr.archs import AnchorNet
+
+    torch.manual_seed(0)
+    net = AnchorNet(scale=SCALE, num_feat=16, num_blocks=2, rep=False)
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    with torch.random.fork_rng():
+        for _ in range(200):
+            lr, hr = patches.next_batch()
+            loss = torch.nn.functional.l1_loss(net(lr), hr)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return net.eval()
+
+
+def test_the_tensorrt_layout_keeps_the_anchor_on_the_image_not_a_7_bit_grid(
+    anchor_fp32, calib, real_image, tmp_path
+):
+    """int8 activations (zero point 0) would put AnchorNet's anchor, the image it adds onto
+    the output, on a 7-bit grid: the int8-qdq model leaves the anchor and its Add in float."""
+    assert nncf_int8.image_copy_ops(anchor_fp32) == ["/cat/0", "/add/0"]
+    assert nncf_int8.image_copy_ops(ESPCN(scale=2)) == []
+    first = nncf_int8.conv_layers(anchor_fp32)[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        q = nncf_int8.ptq_nncf(anchor_fp32, calib, signed_activations=True, float_layers=(first,))
+    path = nncf_int8.export_qdq_onnx(q, tmp_path / "trt.onnx", require_int8_activations=True)
+    proto = onnx.load(str(path))
+    graph_input = proto.graph.input[0].name
+    nodes = {n.op_type: n for n in proto.graph.node if n.op_type in ("Concat", "Add")}
+    assert set(nodes["Concat"].input) == {graph_input}  # the image itself, unrounded
+    assert nodes["Concat"].output[0] in nodes["Add"].input
+    # The body is still int8: every conv but the float first one reads a DequantizeLinear.
+    producer = {o: n.op_type for n in proto.graph.node for o in n.output}
+    convs = [n for n in proto.graph.node if n.op_type == "Conv"]
+    assert [producer.get(c.input[0]) for c in convs[1:]] == ["DequantizeLinear"] * (len(convs) - 1)
+    # An image with no residual to add comes through exactly: the anchor is the image.
+    ref = torch.nn.functional.interpolate(torch.from_numpy(real_image), scale_factor=SCALE)
+    anchor_only = copy.deepcopy(proto)
+    for init in anchor_only.graph.initializer:
+        if init.name.startswith("tail."):
+            init.CopyFrom(numpy_helper.from_array(0 * numpy_helper.to_array(init), init.name))
+    sess = ort.InferenceSession(anchor_only.SerializeToString(), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {graph_input: real_image})[0]
+    np.testing.assert_allclose(got, ref.numpy(), atol=1e-6)
+
+
 def test_a_7_bit_input_grid_only_where_the_input_feeds_the_first_conv_alone():
     from edgesr.archs import AnchorNet
 
@@ -428,6 +478,16 @@ def test_anchornet_carries_into_an_all_int8_ort_model(tmp_path):
     assert ranges[add.output[0]][0]["scale"] == pytest.approx(1 / 255)  # output grid
     ops = onnx_passes.ort_graph_ops(out)
     assert ops["com.microsoft.QLinearConv"] == 3 and ops["Conv"] == 0
+    # The anchor (Concat of the image's channels) stays on the image's own 1/255 grid.
+    int8 = onnx.load(str(out))
+    steps = {i.name: numpy_helper.to_array(i) for i in int8.graph.initializer}
+    anchor = next(n for n in proto.graph.node if n.op_type == "Concat")
+    (quant,) = [
+        n
+        for n in int8.graph.node
+        if n.op_type == "QuantizeLinear" and n.input[0] == anchor.output[0]
+    ]
+    assert float(steps[quant.input[1]]) == pytest.approx(1 / 255)
     x = calib[0]
     with torch.no_grad():
         ref = np.clip(q(torch.from_numpy(x)).numpy(), 0, 1)

@@ -162,7 +162,11 @@ def ptq_nncf(
     * The output (the input of PixelShuffle) is not quantized unless ``quantize_output``: a
       signed int8 output quantizer is coarser than the 8-bit image the output becomes
       (0.035 dB). The ORT-CPU model adds its own lossless output grid
-      (:data:`onnx_passes.OUTPUT_GRID`).
+      (:data:`onnx_passes.OUTPUT_GRID`). With ``signed_activations`` the same holds for copies
+      of the input image added onto the output (AnchorNet's anchor, :func:`image_copy_ops`):
+      int8 with zero point 0 would put them on a 7-bit grid, which costs AnchorNet x3 0.07 dB
+      (PTQ, tuning split), so they and their Add stay float. On u8 (ORT-CPU) the image's own
+      1/255 grid is lossless, and they stay quantized.
     * NNCF's overflow fix (7-bit weights in the first layer only) is off: ``weight_bits=7``
       covers every layer, and QAT trains with the 7-bit grid.
 
@@ -238,6 +242,8 @@ def ptq_nncf(
     ignored_names = _conv_op_names(net, float_layers)
     _conv_op_names(net, list(layer_bits))  # validates the paths
     ignored_types = [] if quantize_output else ["pixel_shuffle"]
+    if signed_activations and not quantize_output:
+        ignored_names += image_copy_ops(net)
     ignored = (
         nncf.IgnoredScope(names=ignored_names, types=ignored_types, validate=False)
         if ignored_names or ignored_types
@@ -269,6 +275,43 @@ def ptq_nncf(
 def conv_layers(model: nn.Module) -> list[str]:
     """Module paths of the convs of the deployable net, in execution order of definition."""
     return [n for n, m in _deployable(model).named_modules() if isinstance(m, nn.Conv2d)]
+
+
+def image_copy_ops(model: nn.Module) -> list[str]:
+    """NNCF names (``/cat/0``, ``/add/0``) of the top-level ops that carry copies of the net
+    input to the output: a Concat of nothing but the input (and splits of it), and each Add
+    of such a copy (AnchorNet's anchor). Empty when the net cannot be traced."""
+    import operator
+
+    import torch.fx
+
+    try:
+        graph = torch.fx.symbolic_trace(_deployable(model)).graph
+    except Exception:  # untraceable control flow: nothing is known to be a copy
+        return []
+    copies: set[torch.fx.Node] = set()
+    counts: dict[str, int] = {}
+    names = []
+    for node in graph.nodes:
+        args = node.all_input_nodes
+        kind = {torch.cat: "cat", operator.add: "add", torch.add: "add"}.get(node.target)
+        if kind is not None:
+            index = counts.get(kind, 0)  # NNCF numbers the calls of each function per scope
+            counts[kind] = index + 1
+        if node.op == "placeholder":
+            copies.add(node)
+        elif kind == "cat" and args and all(a in copies for a in args):
+            copies.add(node)
+            names.append(f"/cat/{index}")
+        elif kind == "add" and any(a in copies for a in args):
+            names.append(f"/add/{index}")
+        elif (
+            node.target in ("split", "chunk", operator.getitem)
+            and args
+            and all(a in copies for a in args)
+        ):
+            copies.add(node)
+    return names
 
 
 def input_feeds_only(model: nn.Module, conv: str) -> bool:
