@@ -52,20 +52,26 @@ def patches():
     return PatchSampler(pairs, scale=SCALE, color="y", lr_patch=16, batch_size=16, seed=0)
 
 
-@pytest.fixture(scope="module")
-def fp32(patches):
-    """A small ReLU ESPCN x2 trained for a few seconds: outputs real images, not noise."""
-    torch.manual_seed(0)
-    net = ESPCN(scale=SCALE, num_channels=1, num_feat=16, num_feat2=8, act="relu")
+def _trained(net: torch.nn.Module, patches, steps: int = 200) -> torch.nn.Module:
+    """``net`` after a few seconds of L1 training: outputs real images, not noise."""
     opt = torch.optim.Adam(net.parameters(), lr=3e-3)
     with torch.random.fork_rng():
-        for _ in range(200):
+        for _ in range(steps):
             lr, hr = patches.next_batch()
             loss = torch.nn.functional.l1_loss(net(lr), hr)
             opt.zero_grad()
             loss.backward()
             opt.step()
     return net.eval()
+
+
+@pytest.fixture(scope="module")
+def fp32(patches):
+    """A small ReLU ESPCN x2, briefly trained."""
+    torch.manual_seed(0)
+    return _trained(
+        ESPCN(scale=SCALE, num_channels=1, num_feat=16, num_feat2=8, act="relu"), patches
+    )
 
 
 @pytest.fixture(scope="module")
@@ -303,16 +309,7 @@ def anchor_fp32(patches):
     from edgesr.archs import AnchorNet
 
     torch.manual_seed(0)
-    net = AnchorNet(scale=SCALE, num_feat=16, num_blocks=2, rep=False)
-    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
-    with torch.random.fork_rng():
-        for _ in range(200):
-            lr, hr = patches.next_batch()
-            loss = torch.nn.functional.l1_loss(net(lr), hr)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    return net.eval()
+    return _trained(AnchorNet(scale=SCALE, num_feat=16, num_blocks=2, rep=False), patches)
 
 
 def test_the_tensorrt_layout_keeps_the_anchor_on_the_image_not_a_7_bit_grid(
