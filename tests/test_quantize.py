@@ -317,8 +317,12 @@ def test_the_tensorrt_layout_keeps_the_anchor_on_the_image_not_a_7_bit_grid(
 ):
     """int8 activations (zero point 0) would put AnchorNet's anchor, the image it adds onto
     the output, on a 7-bit grid: the int8-qdq model leaves the anchor and its Add in float."""
+    from edgesr.archs import AnchorNet
+
     assert nncf_int8.image_copy_ops(anchor_fp32) == ["/cat/0", "/add/0"]
     assert nncf_int8.image_copy_ops(ESPCN(scale=2)) == []
+    rgb = AnchorNet(scale=3, num_channels=3, num_feat=8, num_blocks=1)
+    assert nncf_int8.image_copy_ops(rgb) == ["/cat/0", "/add/0"]
     first = nncf_int8.conv_layers(anchor_fp32)[0]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

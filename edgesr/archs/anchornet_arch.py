@@ -173,10 +173,14 @@ class AnchorNet(nn.Module):
         """``x.repeat_interleave(scale**2, dim=1)``, written as Split + Concat.
 
         repeat_interleave exports to ONNX as Shape/Slice/Tile/Reshape, which TensorRT and
-        INT8 quantizers handle poorly; Concat of the same tensor is a plain copy.
+        INT8 quantizers handle poorly; Concat of the same tensor is a plain copy. The split's
+        parts are picked by index, not by iterating it, which keeps the anchor traceable by
+        torch.fx: that is how the INT8 stages find it
+        (:func:`edgesr.compress.nncf_int8.image_copy_ops`).
         """
         r2 = self.scale * self.scale
-        chans = x.split(1, dim=1) if self.num_channels > 1 else (x,)
+        parts = x.split(1, dim=1)
+        chans = [parts[c] for c in range(self.num_channels)] if self.num_channels > 1 else [x]
         return torch.cat([c for c in chans for _ in range(r2)], dim=1)
 
     def fuse(self) -> nn.Module:
